@@ -1,0 +1,151 @@
+"""Keyword configuration: the shipped file is valid, and each kind of bad edit is refused with its path."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from webhook.keywords import KeywordConfigError, load_file, parse_document, parse_yaml
+from webhook.settings import PACKAGED_KEYWORDS
+
+SHIPPED = load_file(PACKAGED_KEYWORDS)
+
+
+def doc() -> dict:
+    return copy.deepcopy(SHIPPED.document)
+
+
+def problems(document) -> list[tuple[str, str]]:
+    with pytest.raises(KeywordConfigError) as caught:
+        parse_document(document)
+    return [(p.path, p.message) for p in caught.value.problems]
+
+
+def test_shipped_file_has_every_language_on_every_channel():
+    assert set(SHIPPED.channels) == {"sms", "whatsapp", "email"}
+    for channel in SHIPPED.channels.values():
+        assert channel.languages == ("en", "fr", "es", "pt", "de")
+        assert channel.type == channel.name
+
+
+def test_version_is_a_content_hash():
+    assert parse_document(doc()).version == SHIPPED.version
+    changed = doc()
+    changed["brand"] = "Other Co"
+    assert parse_document(changed).version != SHIPPED.version
+
+
+def test_duplicate_keyword_across_intents_is_refused():
+    d = doc()
+    d["channels"]["sms"]["help"]["keywords"]["en"].append("Stop")
+    found = problems(d)
+    assert any(path == "channels.sms.help.keywords.en.2" and "already means opt_out" in msg for path, msg in found)
+
+
+def test_empty_and_long_replies_are_refused():
+    d = doc()
+    d["channels"]["sms"]["opt_out"]["reply"]["en"] = "  "
+    d["channels"]["whatsapp"]["help"]["reply"]["fr"] = "x" * 321
+    found = problems(d)
+    assert ("channels.sms.opt_out.reply.en", "reply is empty") in found
+    assert any(path == "channels.whatsapp.help.reply.fr" and "321 characters" in msg for path, msg in found)
+
+
+def test_unknown_channel_type_and_unknown_keys_are_refused():
+    d = doc()
+    d["channels"]["telegram"] = copy.deepcopy(d["channels"]["whatsapp"])
+    d["channels"]["telegram"]["type"] = "telegram"
+    d["channels"]["sms"]["colour"] = "blue"
+    found = dict(problems(d))
+    assert "unknown channel type" in found["channels.telegram.type"]
+    assert found["channels.sms.colour"] == "unknown key"
+
+
+def test_every_error_is_listed_at_once():
+    d = doc()
+    d["channels"]["sms"]["opt_out"]["reply"]["en"] = ""
+    d["channels"]["email"]["opt_out"]["reply"]["de"] = "{brand} {unknown}"
+    d["brand"] = ""
+    paths = {path for path, _ in problems(d)}
+    assert {"brand", "channels.sms.opt_out.reply.en", "channels.email.opt_out.reply.de"} <= paths
+
+
+def test_help_reply_must_name_brand_support_and_how_to_stop():
+    d = doc()
+    d["channels"]["sms"]["help"]["reply"]["en"] = "We are here to help."
+    messages = [msg for path, msg in problems(d) if path == "channels.sms.help.reply.en"]
+    assert len(messages) == 3
+    assert any("how to stop" in m for m in messages)
+
+
+def test_sms_must_keep_stop_start_and_help():
+    d = doc()
+    d["channels"]["sms"]["opt_out"]["keywords"]["en"].remove("STOP")
+    d["channels"]["sms"]["opt_out"]["first_word"]["en"].remove("STOP")
+    assert ("channels.sms.opt_out.keywords", "SMS channels must keep STOP (carriers require it)") in problems(d)
+
+
+def test_default_channels_are_required():
+    d = doc()
+    del d["channels"]["email"]
+    assert any(path == "channels.email" for path, _ in problems(d))
+
+
+def test_first_word_keyword_must_be_a_keyword():
+    d = doc()
+    d["channels"]["sms"]["opt_out"]["first_word"]["en"].append("HALT")
+    assert any(path == "channels.sms.opt_out.first_word.en.7" for path, _ in problems(d))
+
+
+def test_sender_bindings_are_checked():
+    d = doc()
+    brand_b = copy.deepcopy(d["channels"]["sms"])
+    brand_b["senders"] = ["+14155550999", "not a number"]
+    brand_b["messaging_services"] = ["MGxyz"]
+    d["channels"]["sms"]["senders"] = ["+1 415 555 0999"]
+    d["channels"]["brand-b"] = brand_b
+    found = dict(problems(d))
+    assert "already bound" in found["channels.brand-b.senders.0"]
+    assert "international format" in found["channels.brand-b.senders.1"]
+    assert "Messaging Service SID" in found["channels.brand-b.messaging_services.0"]
+
+
+def test_channel_for_routes_bound_senders_and_defaults():
+    d = doc()
+    brand_b = copy.deepcopy(d["channels"]["sms"])
+    brand_b["senders"] = ["+14155550999"]
+    brand_b["messaging_services"] = ["MG" + "a" * 32]
+    d["channels"]["brand-b"] = brand_b
+    config = parse_document(d)
+    assert config.channel_for("sms", "+14155550999").name == "brand-b"
+    assert config.channel_for("sms", "+14155550100", "MG" + "a" * 32).name == "brand-b"
+    assert config.channel_for("sms", "+14155550100").name == "sms"
+    assert config.channel_for("whatsapp", "+14155550999").name == "whatsapp"
+
+
+def test_yaml_errors_name_the_line():
+    with pytest.raises(KeywordConfigError) as caught:
+        parse_yaml("brand: x\nchannels: [\n", "k.yaml")
+    assert "not valid YAML at line" in str(caught.value)
+    assert str(caught.value).startswith("k.yaml: ")
+
+
+def test_yaml_aliases_and_duplicate_keys_are_refused():
+    bomb = "a: &a [x, x]\nb: &b [*a, *a]\nbrand: *b\n"
+    with pytest.raises(KeywordConfigError, match="aliases"):
+        parse_yaml(bomb)
+    with pytest.raises(KeywordConfigError, match="not valid YAML"):
+        parse_yaml("brand: a\nbrand: b\n")
+
+
+def test_not_a_mapping_is_refused():
+    with pytest.raises(KeywordConfigError, match="must be a mapping"):
+        parse_yaml("- just\n- a list\n")
+
+
+def test_unreadable_file_is_named(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(KeywordConfigError) as caught:
+        load_file(missing)
+    assert str(missing) in str(caught.value)

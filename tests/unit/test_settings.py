@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from webhook.settings import PACKAGED_KEYWORDS, SettingsError, from_env
+
+GOOD = {"TWILIO_AUTH_TOKEN": "a" * 32, "SECRET_KEY": "b" * 32}
+
+
+def test_defaults(tmp_path):
+    settings = from_env(GOOD, cwd=tmp_path)
+    assert settings.database_url == "sqlite:///unsub.db"
+    assert settings.keywords_file == PACKAGED_KEYWORDS
+    assert settings.admin_token is None
+    assert settings.public_base_url is None
+
+
+def test_keywords_file_in_working_directory_wins_over_packaged(tmp_path):
+    (tmp_path / "keywords.yaml").write_text("brand: x\n")
+    assert from_env(GOOD, cwd=tmp_path).keywords_file == tmp_path / "keywords.yaml"
+
+
+@pytest.mark.parametrize(
+    "env,needle",
+    [
+        ({"SECRET_KEY": "b" * 32}, "TWILIO_AUTH_TOKEN is not set"),
+        ({"TWILIO_AUTH_TOKEN": "a" * 32}, "SECRET_KEY is not set"),
+        ({**GOOD, "ADMIN_TOKEN": "short"}, "ADMIN_TOKEN is shorter than 16"),
+        ({**GOOD, "TWILIO_AUTH_TOKEN": "short"}, "TWILIO_AUTH_TOKEN is shorter than 16"),
+        ({**GOOD, "DATABASE_URL": "mysql://x"}, "DATABASE_URL has unknown scheme 'mysql'"),
+        ({**GOOD, "DATABASE_URL": "sqlite://x.db"}, "is not a SQLite URL"),
+        ({**GOOD, "KEYWORDS_FILE": "/nonexistent/k.yaml"}, "KEYWORDS_FILE='/nonexistent/k.yaml' is not a readable file"),
+        ({**GOOD, "PUBLIC_BASE_URL": "unsub.example.com"}, "PUBLIC_BASE_URL"),
+        ({**GOOD, "DEFAULT_REGION": "XX"}, "DEFAULT_REGION"),
+    ],
+)
+def test_bad_settings_stop_with_one_line_naming_the_setting(tmp_path, env, needle):
+    with pytest.raises(SettingsError) as caught:
+        from_env(env, cwd=tmp_path)
+    assert needle in caught.value.message
+    assert "\n" not in str(caught.value.code)
+    assert str(caught.value.code).startswith("unsub: configuration error: ")
+
+
+def test_local_mode_generates_secrets_once_and_keeps_them(tmp_path):
+    first = from_env({}, local=True, cwd=tmp_path)
+    second = from_env({}, local=True, cwd=tmp_path)
+    assert first.twilio_auth_token == second.twilio_auth_token
+    assert len(first.twilio_auth_token) >= 16 and first.admin_token and first.secret_key
+    secrets_file = tmp_path / "instance" / "secrets.env"
+    assert oct(secrets_file.stat().st_mode & 0o777) == "0o600"
+    # The environment still wins over generated secrets.
+    assert from_env({"TWILIO_AUTH_TOKEN": "c" * 20}, local=True, cwd=tmp_path).twilio_auth_token == "c" * 20
+
+
+def test_public_base_url_loses_its_trailing_slash(tmp_path):
+    assert from_env({**GOOD, "PUBLIC_BASE_URL": "https://u.example.com/"}, cwd=tmp_path).public_base_url == "https://u.example.com"

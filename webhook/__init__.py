@@ -1,0 +1,79 @@
+"""unsub: per-channel marketing unsubscribe management.
+
+The WSGI application is ``webhook:create_app()`` (see the Procfile).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask
+
+from webhook.keywords import KeywordConfig, KeywordConfigError, load_file
+from webhook.providers.twilio import SignatureChecker
+from webhook.settings import Settings, SettingsError, from_env
+from webhook.store import Store, StoreUnavailable, open_store
+
+__version__ = "0.1.0"
+MAX_REQUEST_BYTES = 1024 * 1024
+
+log = logging.getLogger("unsub")
+
+
+@dataclass
+class Services:
+    """What the edges need, built once per process by ``create_app``."""
+
+    settings: Settings
+    store: Store
+    config: KeywordConfig
+    signatures: SignatureChecker
+
+
+def load_keywords(settings: Settings) -> KeywordConfig:
+    try:
+        return load_file(settings.keywords_file)
+    except KeywordConfigError as error:
+        first = error.problems[0]
+        more = f" (and {len(error.problems) - 1} more)" if len(error.problems) > 1 else ""
+        raise SettingsError(
+            f"KEYWORDS_FILE {settings.keywords_file} is invalid: {first.path or 'document'}: {first.message}{more}; "
+            f"run `unsub check {settings.keywords_file}` to list every problem"
+        ) from None
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> Flask:
+    """Build the WSGI app: settings -> store (migrated) -> keyword config -> blueprints.
+
+    Without ``settings`` they are read from the environment, and a missing or bad
+    setting stops start-up with SettingsError (one line naming the setting).
+    """
+    settings = settings or from_env()
+    config = load_keywords(settings)
+    if store is None:
+        store = open_store(settings.database_url)
+        try:
+            store.migrate()
+        except StoreUnavailable as error:
+            raise SettingsError(f"DATABASE_URL cannot be used: {error}") from None
+        finally:
+            # Workers forked after this open their own connections.
+            store.close()
+
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        SECRET_KEY=settings.secret_key,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["unsub"] = Services(settings, store, config, SignatureChecker(settings.twilio_auth_token))
+
+    from webhook.web import api, errors, health, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    errors.init_app(app)
+    return app

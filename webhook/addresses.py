@@ -1,0 +1,52 @@
+"""Address normalisation: the one place that turns what people type into stored addresses."""
+
+from __future__ import annotations
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+WHATSAPP_PREFIX = "whatsapp:"
+
+
+def normalise_phone(raw: str, region: str | None = None, *, strict: bool = False) -> str | None:
+    """E.164 form of a phone number, or None.
+
+    ``strict`` also asks libphonenumber whether the number is assigned (for audiences);
+    inbound senders only need to be possible numbers: a contact who texted us exists.
+    """
+    text = raw.strip()
+    if text.lower().startswith(WHATSAPP_PREFIX):
+        text = text[len(WHATSAPP_PREFIX):].strip()
+    if not text or len(text) > 40:
+        return None
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, None if text.startswith("+") else region)
+    except phonenumbers.NumberParseException:
+        return None
+    ok = phonenumbers.is_valid_number(number) if strict else phonenumbers.is_possible_number(number)
+    if not ok:
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str | None:
+    """A trimmed, lower-cased e-mail address, or None when it is not one."""
+    text = raw.strip()
+    if not text or len(text) > 254:
+        return None
+    try:
+        validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return text.lower()
+
+
+def normalise_address(channel_type: str, raw: str, region: str | None = None, *, strict: bool = False) -> str | None:
+    """Normalise an address for a channel type (sms, whatsapp: phone; email: e-mail)."""
+    if not isinstance(raw, str):
+        return None
+    if channel_type == "email":
+        return normalise_email(raw)
+    return normalise_phone(raw, region, strict=strict)

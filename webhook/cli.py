@@ -1,0 +1,203 @@
+"""The ``unsub`` command: each command a thin call into the core."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+import click
+
+from webhook import __version__
+from webhook.keywords import KeywordConfigError, load_file
+from webhook.matching import match as match_text
+from webhook.settings import PACKAGED_KEYWORDS, SETTINGS, SettingsError, from_env, load_local_secrets
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _keywords_path(path: str | None) -> Path:
+    if path:
+        return Path(path)
+    local = Path("keywords.yaml")
+    return local if local.is_file() else PACKAGED_KEYWORDS
+
+
+def _fail(message: str) -> None:
+    click.echo(f"unsub: error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="unsub")
+def main() -> None:
+    """Per-channel marketing unsubscribes for Twilio SMS, WhatsApp and e-mail.
+
+    Example: unsub serve
+    """
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+def serve(host: str, port: int) -> None:
+    """Run the service for local development.
+
+    Secrets missing from the environment are generated once into ./instance/secrets.env
+    (signature checks stay on: use `unsub simulate` to send signed messages). In
+    production run the Procfile's gunicorn command instead.
+
+    Example: unsub serve --port 5000
+    """
+    try:
+        settings = from_env(local=True)
+        from webhook import create_app
+
+        app = create_app(settings)
+    except SettingsError as error:
+        _fail(error.message)
+    click.echo(f"unsub {__version__}: database {settings.database_url}, keywords {settings.keywords_file}")
+    click.echo(f"local secrets (TWILIO_AUTH_TOKEN, ADMIN_TOKEN, SECRET_KEY): {settings.instance_path}/secrets.env")
+    click.echo(f'try it:  unsub simulate "STOP" --url http://{host}:{port}/webhooks/twilio')
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+def check(path: str | None) -> None:
+    """Validate a keywords file and list every problem.
+
+    Example: unsub check keywords.yaml
+    """
+    target = _keywords_path(path)
+    try:
+        config = load_file(target)
+    except KeywordConfigError as error:
+        for problem in error.problems:
+            click.echo(f"{target}: {problem.path or '(document)'}: {problem.message}", err=True)
+        click.echo(f"{len(error.problems)} problem(s); the file was not accepted", err=True)
+        sys.exit(1)
+    summary = ", ".join(f"{name} ({ch.type}, {'/'.join(ch.languages)})" for name, ch in config.channels.items())
+    click.echo(f"{target}: OK, version {config.version}; channels: {summary}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("text")
+@click.option("--channel", default="sms", show_default=True, help="Channel name from the keywords file.")
+@click.option("--keywords", "keywords_path", type=click.Path(dir_okay=False), help="Keywords file (default: ./keywords.yaml, else the packaged one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def match(text: str, channel: str, keywords_path: str | None, as_json: bool) -> None:
+    """Show what a message would do on a channel, without recording anything.
+
+    Example: unsub match "Stop texting me" --channel sms
+    """
+    try:
+        config = load_file(_keywords_path(keywords_path))
+    except KeywordConfigError as error:
+        _fail(str(error))
+    found_channel = config.channel(channel)
+    if found_channel is None:
+        _fail(f"unknown channel {channel!r}; channels: {', '.join(config.channels)}")
+    found = match_text(text, found_channel.index)
+    reply = found_channel.reply(found.intent, found.language) if found else None
+    result = {
+        "channel": channel,
+        "intent": found.intent if found else None,
+        "keyword": found.keyword if found else None,
+        "language": found.language if found else None,
+        "kind": found.kind if found else None,
+        "reply": reply,
+    }
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+    elif found is None:
+        click.echo(f"{channel}: no intent (ordinary message: no reply, no change)")
+    else:
+        click.echo(f"{channel}: {found.intent} (keyword {found.keyword!r}, language {found.language}, {found.kind})")
+        click.echo(f"reply: {reply}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("text")
+@click.option("--url", default="http://127.0.0.1:5000/webhooks/twilio", show_default=True, help="The webhook URL (as Twilio would call it).")
+@click.option("--from", "sender", default="+14155550123", show_default=True, help="The contact's number.")
+@click.option("--to", "to", default="+14155550100", show_default=True, help="Your Twilio number.")
+@click.option("--whatsapp", is_flag=True, help="Send as a WhatsApp message (whatsapp: prefixes).")
+@click.option("--message-sid", help="MessageSid to use (default: a new random one; reuse one to see idempotency).")
+@click.option("--token", envvar="TWILIO_AUTH_TOKEN", help="Auth token to sign with (default: $TWILIO_AUTH_TOKEN, else ./instance/secrets.env).")
+def simulate(text: str, url: str, sender: str, to: str, whatsapp: bool, message_sid: str | None, token: str | None) -> None:
+    """Send a correctly signed inbound message to a running server, as Twilio would.
+
+    Example: unsub simulate "STOP" --from +14155550123
+    """
+    if not token:
+        secrets_file = Path("instance") / "secrets.env"
+        if not secrets_file.is_file():
+            _fail("no auth token: set TWILIO_AUTH_TOKEN or run `unsub serve` in this folder first")
+        token = load_local_secrets(Path("instance"))["TWILIO_AUTH_TOKEN"]
+    from webhook.providers.twilio import SIGNATURE_HEADER, signature_for
+
+    prefix = "whatsapp:" if whatsapp else ""
+    params = {
+        "MessageSid": message_sid or "SM" + uuid.uuid4().hex,
+        "AccountSid": "AC" + "0" * 32,
+        "From": prefix + sender,
+        "To": prefix + to,
+        "Body": text,
+        "NumMedia": "0",
+    }
+    data = urllib.parse.urlencode(params).encode()
+    request = urllib.request.Request(url, data=data, method="POST")
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    request.add_header(SIGNATURE_HEADER, signature_for(token, url, params))
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            status, body = response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read().decode(errors="replace")
+    except urllib.error.URLError as error:
+        _fail(f"cannot reach {url}: {error.reason}; is `unsub serve` running?")
+    click.echo(f"{params['MessageSid']} -> HTTP {status} in {(time.perf_counter() - started) * 1000:.0f} ms")
+    click.echo(body)
+    if status != 200:
+        sys.exit(1)
+
+
+@main.command(context_settings=CONTEXT)
+def migrate() -> None:
+    """Apply pending database migrations (the server also does this at start-up).
+
+    Example: DATABASE_URL=sqlite:///unsub.db unsub migrate
+    """
+    from webhook.store import StoreUnavailable, open_store
+
+    try:
+        url = from_env(local=True).database_url
+        store = open_store(url)
+        applied = store.migrate()
+    except SettingsError as error:
+        _fail(error.message)
+    except StoreUnavailable as error:
+        _fail(str(error))
+    store.close()
+    click.echo(f"{url}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
+
+
+@main.command("settings", context_settings=CONTEXT)
+def list_settings() -> None:
+    """List every environment variable the service reads.
+
+    Example: unsub settings
+    """
+    for spec in SETTINGS:
+        click.echo(f"{spec.name}\n    {spec.help}\n    default: {spec.default}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

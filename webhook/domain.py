@@ -1,0 +1,75 @@
+"""Plain values shared by the core, the stores and the edges (frozen dataclasses, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal
+
+Action = Literal["opt_out", "opt_in"]
+Status = Literal["subscribed", "unsubscribed", "unknown"]
+STATUS_OF_ACTION: dict[str, Status] = {"opt_out": "unsubscribed", "opt_in": "subscribed"}
+ACTION_OF_STATUS: dict[str, Action] = {"unsubscribed": "opt_out", "subscribed": "opt_in"}
+# Where a consent event came from.
+SOURCES = ("keyword", "carrier", "admin", "import", "one_click", "page", "inbound_mail")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, to the second (the API's format)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A provider-neutral inbound message (SMS, WhatsApp)."""
+
+    channel_type: str  # sms | whatsapp
+    address: str  # E.164, without the whatsapp: prefix
+    body: str
+    message_id: str
+    to: str | None = None
+    messaging_service_sid: str | None = None
+    button_payload: str | None = None
+    # The provider already handled this as an opt-out/opt-in/help (Twilio OptOutType).
+    provider_intent: str | None = None
+    received_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class ConsentEvent:
+    """One change of consent, as recorded in the append-only log."""
+
+    channel: str
+    address: str
+    action: Action
+    source: str
+    occurred_at: datetime
+    keyword: str | None = None
+    language: str | None = None
+    match_kind: str | None = None
+    raw_text: str | None = None
+    message_id: str | None = None
+    config_version: str | None = None
+    reason: str | None = None
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    channel: str
+    address: str
+    status: Status
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording an event did: ``created`` is False for a repeated message id."""
+
+    created: bool
+    status: Status

@@ -1,0 +1,394 @@
+"""The keyword configuration: schema, loading and validation (pure: no Flask, no database).
+
+A document (``keywords.yaml``, or the same thing as JSON through the API) becomes a
+``KeywordConfig`` only when it is entirely valid; otherwise ``KeywordConfigError``
+lists every problem with its path in the document (``channels.sms.opt_out.reply.en``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import string
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from webhook.matching import ChannelIndex, build_index, normalise
+
+CHANNEL_TYPES = ("sms", "whatsapp", "email")
+INTENTS = ("opt_out", "opt_in", "help")
+MAX_REPLY_LENGTH = 320
+MAX_DOCUMENT_BYTES = 512 * 1024
+PLACEHOLDERS = frozenset({"brand", "support"})
+# Carriers (CTIA) expect these on every SMS program.
+SMS_REQUIRED = {"opt_out": "STOP", "opt_in": "START", "help": "HELP"}
+
+LanguageCode = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+MessagingServiceSid = re.compile(r"^MG[0-9a-fA-F]{32}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class OptOutSection(_Model):
+    keywords: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    first_word: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    phrases: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    reply: dict[StrictStr, StrictStr] = Field(default_factory=dict, max_length=50)
+
+
+class IntentSection(_Model):
+    keywords: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    reply: dict[StrictStr, StrictStr] = Field(default_factory=dict, max_length=50)
+
+
+class ChannelModel(_Model):
+    type: Literal["sms", "whatsapp", "email"]
+    languages: list[StrictStr] = Field(min_length=1, max_length=50)
+    senders: list[StrictStr] = Field(default_factory=list, max_length=1000)
+    messaging_services: list[StrictStr] = Field(default_factory=list, max_length=1000)
+    opt_out: OptOutSection
+    opt_in: IntentSection = Field(default_factory=IntentSection)
+    help: IntentSection = Field(default_factory=IntentSection)
+
+
+class DocumentModel(_Model):
+    brand: StrictStr
+    support: StrictStr
+    channels: dict[StrictStr, ChannelModel] = Field(max_length=100)
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+class KeywordConfigError(Exception):
+    """The document is not a valid keyword configuration; ``problems`` lists every error."""
+
+    def __init__(self, problems: list[ConfigProblem], source: str = "keyword configuration") -> None:
+        self.problems = problems
+        self.source = source
+        lines = [f"{source}: {p.path or '(document)'}: {p.message}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One named channel: its type, languages and bindings, with its compiled matcher."""
+
+    name: str
+    type: str
+    languages: tuple[str, ...]
+    senders: frozenset[str]
+    messaging_services: frozenset[str]
+    index: ChannelIndex
+    replies: dict[tuple[str, str], str]  # (intent, language) -> rendered reply
+
+    def reply(self, intent: str, language: str) -> str | None:
+        return self.replies.get((intent, language)) or self.replies.get((intent, self.languages[0]))
+
+
+class KeywordConfig:
+    """A validated keyword configuration. Build it with ``parse_document`` or ``load_file``."""
+
+    def __init__(self, document: dict[str, Any], model: DocumentModel, version: str) -> None:
+        self.document = document
+        self.model = model
+        self.version = version
+        self.brand = model.brand
+        self.support = model.support
+        self.channels: dict[str, Channel] = {
+            name: _compile_channel(name, ch, model) for name, ch in model.channels.items()
+        }
+        self._by_sender: dict[tuple[str, str], str] = {}
+        self._by_service: dict[tuple[str, str], str] = {}
+        for name, ch in self.channels.items():
+            for sender in ch.senders:
+                self._by_sender[(ch.type, sender)] = name
+            for sid in ch.messaging_services:
+                self._by_service[(ch.type, sid)] = name
+
+    def channel(self, name: str) -> Channel | None:
+        return self.channels.get(name)
+
+    def channel_for(self, channel_type: str, to: str | None = None, messaging_service_sid: str | None = None) -> Channel:
+        """The one place that decides an inbound message's channel.
+
+        A channel bound to the message's sender number (``To``) wins, then one bound to
+        its Messaging Service, else the default channel named after the type.
+        """
+        if to:
+            name = self._by_sender.get((channel_type, to))
+            if name:
+                return self.channels[name]
+        if messaging_service_sid:
+            name = self._by_service.get((channel_type, messaging_service_sid))
+            if name:
+                return self.channels[name]
+        return self.channels[channel_type]
+
+    @cached_property
+    def as_json(self) -> str:
+        return json.dumps(self.document, ensure_ascii=False, sort_keys=False)
+
+
+def _render(template: str, model: DocumentModel) -> str:
+    return template.format(brand=model.brand, support=model.support).strip()
+
+
+def _compile_channel(name: str, ch: ChannelModel, model: DocumentModel) -> Channel:
+    replies: dict[tuple[str, str], str] = {}
+    for intent in INTENTS:
+        section = getattr(ch, intent)
+        for language, template in section.reply.items():
+            replies[(intent, language)] = _render(template, model)
+    index = build_index(
+        languages=ch.languages,
+        opt_out=ch.opt_out.keywords,
+        first_word=ch.opt_out.first_word,
+        phrases=ch.opt_out.phrases,
+        opt_in=ch.opt_in.keywords,
+        help=ch.help.keywords,
+    )
+    return Channel(
+        name=name,
+        type=ch.type,
+        languages=tuple(ch.languages),
+        senders=frozenset(_normal_sender(s) or s for s in ch.senders),
+        messaging_services=frozenset(ch.messaging_services),
+        index=index,
+        replies=replies,
+    )
+
+
+def _normal_sender(raw: str) -> str | None:
+    text = raw.strip()
+    if text.startswith("whatsapp:"):
+        text = text[len("whatsapp:"):]
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _placeholders(template: str) -> list[str] | None:
+    try:
+        return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError:
+        return None
+
+
+def _semantic_problems(model: DocumentModel) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    add = lambda path, message: problems.append(ConfigProblem(path, message))  # noqa: E731
+
+    if not model.brand.strip():
+        add("brand", "brand is empty; replies name the business")
+    if not model.support.strip():
+        add("support", "support is empty; HELP replies must give a support contact")
+
+    for required in CHANNEL_TYPES:
+        ch = model.channels.get(required)
+        if ch is None:
+            add(f"channels.{required}", f"channel {required!r} is missing; it is the default {required} channel")
+        elif ch.type != required:
+            add(f"channels.{required}.type", f"the default channel {required!r} must have type {required!r}")
+
+    bound_senders: dict[tuple[str, str], str] = {}
+    bound_services: dict[tuple[str, str], str] = {}
+    for name, ch in model.channels.items():
+        base = f"channels.{name}"
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", name):
+            add(base, "channel names use lower-case letters, digits, '-' and '_' (at most 40)")
+        seen_lang: set[str] = set()
+        for i, language in enumerate(ch.languages):
+            if not LanguageCode.match(language):
+                add(f"{base}.languages.{i}", f"{language!r} is not a language code such as en, fr or pt-BR")
+            if language in seen_lang:
+                add(f"{base}.languages.{i}", f"language {language!r} is listed twice")
+            seen_lang.add(language)
+
+        if ch.type == "email" and (ch.senders or ch.messaging_services):
+            add(base, "e-mail channels cannot be bound to sender numbers or Messaging Services")
+        for i, sender in enumerate(ch.senders):
+            normal = _normal_sender(sender)
+            if normal is None:
+                add(f"{base}.senders.{i}", f"{sender!r} is not a phone number in international format (+14155550123)")
+                continue
+            other = bound_senders.setdefault((ch.type, normal), name)
+            if other != name:
+                add(f"{base}.senders.{i}", f"{normal} is already bound to channel {other!r}")
+        for i, sid in enumerate(ch.messaging_services):
+            if not MessagingServiceSid.match(sid):
+                add(f"{base}.messaging_services.{i}", f"{sid!r} is not a Messaging Service SID (MG + 32 hex digits)")
+                continue
+            other = bound_services.setdefault((ch.type, sid), name)
+            if other != name:
+                add(f"{base}.messaging_services.{i}", f"{sid} is already bound to channel {other!r}")
+
+        # keyword (compact form) -> (intent, path) on this channel
+        owner: dict[str, tuple[str, str]] = {}
+        word_lists = [
+            ("opt_out", "keywords", ch.opt_out.keywords),
+            ("opt_in", "keywords", ch.opt_in.keywords),
+            ("help", "keywords", ch.help.keywords),
+            ("opt_out", "phrases", ch.opt_out.phrases),
+        ]
+        for intent, kind, by_language in word_lists:
+            for language, words in by_language.items():
+                lpath = f"{base}.{intent}.{kind}.{language}"
+                if language not in seen_lang:
+                    add(lpath, f"language {language!r} is not in {base}.languages")
+                if len(words) > 500:
+                    add(lpath, "at most 500 entries per language")
+                for i, word in enumerate(words):
+                    path = f"{lpath}.{i}"
+                    limit = 40 if kind == "keywords" else 100
+                    norm = normalise(word)
+                    if not norm:
+                        add(path, f"{word!r} has no letters or digits left after normalisation")
+                        continue
+                    if len(word) > limit:
+                        add(path, f"{word!r} is longer than {limit} characters")
+                    compact = norm.replace(" ", "")
+                    previous = owner.get(compact)
+                    if previous and previous[0] != intent:
+                        add(path, f"{word!r} already means {previous[0]} at {previous[1]}; a word can mean one intent per channel")
+                    elif not previous:
+                        owner[compact] = (intent, path)
+
+        for language, words in ch.opt_out.first_word.items():
+            lpath = f"{base}.opt_out.first_word.{language}"
+            own = {normalise(w).replace(" ", "") for w in ch.opt_out.keywords.get(language, [])}
+            for i, word in enumerate(words):
+                if normalise(word).replace(" ", "") not in own:
+                    add(f"{lpath}.{i}", f"{word!r} is not one of opt_out.keywords.{language}; list it there too")
+
+        if ch.type == "sms":
+            for intent, word in SMS_REQUIRED.items():
+                lists = getattr(ch, intent).keywords.values()
+                if not any(normalise(w) == word.lower() for words in lists for w in words):
+                    add(f"{base}.{intent}.keywords", f"SMS channels must keep {word} (carriers require it)")
+
+        for intent in INTENTS:
+            section = getattr(ch, intent)
+            needed = set(section.keywords)
+            if intent == "opt_out":
+                needed |= set(ch.opt_out.phrases)
+            for language in sorted(needed - set(section.reply)):
+                add(f"{base}.{intent}.reply", f"no {intent} reply for language {language!r}, which has {intent} keywords")
+            for language, template in section.reply.items():
+                rpath = f"{base}.{intent}.reply.{language}"
+                if language not in seen_lang:
+                    add(rpath, f"language {language!r} is not in {base}.languages")
+                if not template.strip():
+                    add(rpath, "reply is empty")
+                    continue
+                fields = _placeholders(template)
+                if fields is None or any(f not in PLACEHOLDERS for f in fields):
+                    add(rpath, "reply may only use the placeholders {brand} and {support} (write {{ and }} for braces)")
+                    continue
+                text = _render(template, model)
+                if len(text) > MAX_REPLY_LENGTH:
+                    add(rpath, f"reply is {len(text)} characters; keep it at most {MAX_REPLY_LENGTH}")
+                if intent == "help":
+                    problems.extend(_help_reply_problems(rpath, text, model, ch, language))
+    return problems
+
+
+def _help_reply_problems(path: str, text: str, model: DocumentModel, ch: ChannelModel, language: str) -> list[ConfigProblem]:
+    found: list[ConfigProblem] = []
+    norm = f" {normalise(text)} "
+    if normalise(model.brand) not in norm:
+        found.append(ConfigProblem(path, "HELP reply must name the brand (use {brand})"))
+    if normalise(model.support) not in norm:
+        found.append(ConfigProblem(path, "HELP reply must give the support contact (use {support})"))
+    stop_words = ch.opt_out.keywords.get(language) or [w for ws in ch.opt_out.keywords.values() for w in ws]
+    if not any(f" {normalise(w)} " in norm for w in stop_words):
+        found.append(ConfigProblem(path, "HELP reply must say how to stop (name an opt-out keyword such as STOP)"))
+    return found
+
+
+def _pydantic_problems(error: ValidationError) -> list[ConfigProblem]:
+    problems = []
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "literal_error":
+            message = f"unknown channel type {item.get('input')!r}; use one of sms, whatsapp, email"
+        problems.append(ConfigProblem(path, message))
+    return problems
+
+
+def config_version(document: dict[str, Any]) -> str:
+    """A short content hash: the same document always has the same version."""
+    canonical = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+def parse_document(document: Any, source: str = "keyword configuration") -> KeywordConfig:
+    """Validate a plain document (dicts and lists). Raises KeywordConfigError listing every problem."""
+    if not isinstance(document, dict):
+        raise KeywordConfigError([ConfigProblem("", "the document must be a mapping with brand, support and channels")], source)
+    try:
+        model = DocumentModel.model_validate(document)
+    except ValidationError as error:
+        raise KeywordConfigError(_pydantic_problems(error), source) from None
+    problems = _semantic_problems(model)
+    if problems:
+        raise KeywordConfigError(problems, source)
+    plain = json.loads(json.dumps(document))
+    return KeywordConfig(plain, model, config_version(plain))
+
+
+def _yaml_loader() -> YAML:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def parse_yaml(text: str, source: str = "keyword configuration") -> KeywordConfig:
+    """Parse YAML text and validate it. Aliases are refused (no billion-laughs documents)."""
+    if len(text.encode("utf-8")) > MAX_DOCUMENT_BYTES:
+        raise KeywordConfigError([ConfigProblem("", f"the document is larger than {MAX_DOCUMENT_BYTES // 1024} KiB")], source)
+    if re.search(r"(^|[\s\[{,:-])\*[A-Za-z0-9_-]", text):
+        raise KeywordConfigError([ConfigProblem("", "YAML aliases (*name) are not allowed; write each list out")], source)
+    try:
+        document = _yaml_loader().load(io.StringIO(text))
+    except YAMLError as error:
+        where = ""
+        mark = getattr(error, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise KeywordConfigError([ConfigProblem("", f"not valid YAML{where}: {problem}")], source) from None
+    return parse_document(document, source)
+
+
+def load_file(path: Path) -> KeywordConfig:
+    """Read and validate a keywords file; errors name the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise KeywordConfigError([ConfigProblem("", f"cannot read the file: {error}")], str(path)) from None
+    return parse_yaml(text, str(path))

@@ -1,0 +1,1 @@
+"""Provider adapters: turn a provider's requests into core values and outcomes into its replies."""

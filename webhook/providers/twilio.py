@@ -1,0 +1,141 @@
+"""Twilio: signature checks, form -> InboundMessage, reply -> TwiML. No Flask imports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Mapping
+
+from twilio.request_validator import (
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+from twilio.twiml.messaging_response import MessagingResponse
+
+from webhook.addresses import WHATSAPP_PREFIX, normalise_phone
+from webhook.domain import InboundMessage, utcnow
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+MAX_FIELD = 4096
+EMPTY_TWIML = str(MessagingResponse())
+
+
+class MalformedRequest(ValueError):
+    """The request is signed but not a message we can read (400)."""
+
+
+@dataclass(frozen=True)
+class StatusCallback:
+    message_id: str
+    status: str
+    error_code: str | None
+    recipient: str  # normalised To
+    recipient_raw: str
+    sender: str | None  # our number (From), normalised
+    messaging_service_sid: str | None
+    is_whatsapp: bool
+
+
+class SignatureChecker:
+    """Checks ``X-Twilio-Signature``. Fails closed: without a token nothing is valid."""
+
+    def __init__(self, auth_token: str | None) -> None:
+        self._validator = RequestValidator(auth_token) if auth_token else None
+
+    def is_valid(self, url: str, params: Mapping[str, object], signature: str | None, settings_header: str | None = None) -> bool:
+        if self._validator is None or not signature:
+            return False
+        algorithm = get_signature_algorithm(settings_header)
+        return bool(self._validator.validate(url, params, signature, algorithm))
+
+
+def signed_url(public_base_url: str | None, request_url: str, path: str, query_string: str) -> str:
+    """The URL Twilio signed: the public base URL (behind a proxy) plus path and query."""
+    if not public_base_url:
+        return request_url
+    return public_base_url + path + (f"?{query_string}" if query_string else "")
+
+
+def signature_for(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    """Sign a request as Twilio does (for the simulator and tests)."""
+    return RequestValidator(auth_token).compute_signature(url, params)
+
+
+def _field(form: Mapping[str, str], name: str, *, required: bool = False) -> str | None:
+    value = form.get(name)
+    if value is None or value == "":
+        if required:
+            raise MalformedRequest(f"missing {name}")
+        return None
+    if len(value) > MAX_FIELD:
+        raise MalformedRequest(f"{name} is longer than {MAX_FIELD} characters")
+    return value
+
+
+def parse_inbound(form: Mapping[str, str]) -> InboundMessage:
+    """An inbound message webhook's form as an InboundMessage, or MalformedRequest."""
+    message_id = _field(form, "MessageSid") or _field(form, "SmsMessageSid") or _field(form, "SmsSid")
+    if not message_id:
+        raise MalformedRequest("missing MessageSid")
+    sender = _field(form, "From", required=True) or ""
+    address = normalise_phone(sender)
+    if address is None:
+        raise MalformedRequest("From is not a phone number")
+    to_raw = _field(form, "To")
+    return InboundMessage(
+        channel_type="whatsapp" if sender.lower().startswith(WHATSAPP_PREFIX) else "sms",
+        address=address,
+        body=form.get("Body") or "",
+        message_id=message_id,
+        to=normalise_phone(to_raw) if to_raw else None,
+        messaging_service_sid=_field(form, "MessagingServiceSid"),
+        button_payload=_field(form, "ButtonPayload"),
+        provider_intent=(_field(form, "OptOutType") or "").upper() or None,
+        received_at=utcnow(),
+    )
+
+
+def parse_status(form: Mapping[str, str]) -> StatusCallback:
+    message_id = _field(form, "MessageSid") or _field(form, "SmsSid")
+    if not message_id:
+        raise MalformedRequest("missing MessageSid")
+    recipient_raw = _field(form, "To", required=True) or ""
+    recipient = normalise_phone(recipient_raw)
+    if recipient is None:
+        raise MalformedRequest("To is not a phone number")
+    sender_raw = _field(form, "From")
+    return StatusCallback(
+        message_id=message_id,
+        status=(_field(form, "MessageStatus") or _field(form, "SmsStatus") or "").lower(),
+        error_code=_field(form, "ErrorCode"),
+        recipient=recipient,
+        recipient_raw=recipient_raw,
+        sender=normalise_phone(sender_raw) if sender_raw else None,
+        messaging_service_sid=_field(form, "MessagingServiceSid"),
+        is_whatsapp=recipient_raw.lower().startswith(WHATSAPP_PREFIX),
+    )
+
+
+@lru_cache(maxsize=1024)
+def twiml(reply: str | None) -> str:
+    """TwiML for a reply; built once per distinct reply text."""
+    if not reply:
+        return EMPTY_TWIML
+    response = MessagingResponse()
+    response.message(reply)
+    return str(response)
+
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "SIGNATURE_SETTINGS_HEADER",
+    "MalformedRequest",
+    "SignatureChecker",
+    "StatusCallback",
+    "parse_inbound",
+    "parse_status",
+    "signature_for",
+    "signed_url",
+    "twiml",
+]

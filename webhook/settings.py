@@ -1,0 +1,222 @@
+"""Every setting of the service, declared once and read once at start-up.
+
+The table in README.md ("Settings") is generated from ``SETTINGS`` and a test
+fails when the two disagree, so a new setting cannot go undocumented.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+MIN_SECRET_LENGTH = 16
+SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN")
+PACKAGED_KEYWORDS = Path(__file__).with_name("keywords.yaml")
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("PORT", "none (Procfile)", "Port the Procfile `web:` process listens on."),
+    SettingSpec(
+        "DATABASE_URL",
+        "`sqlite:///unsub.db`",
+        "`sqlite:///relative.db`, `sqlite:////absolute/path.db` or "
+        "`postgresql://user@host:port/db` (also `postgres://`).",
+    ),
+    SettingSpec(
+        "KEYWORDS_FILE",
+        "`keywords.yaml` in the working directory, else the packaged default",
+        "Path of the keyword configuration admins edit.",
+    ),
+    SettingSpec("TWILIO_AUTH_TOKEN", "none", "Token Twilio signs webhooks with. Required in production."),
+    SettingSpec(
+        "ADMIN_TOKEN",
+        "none: admin surface disabled (401)",
+        "Bearer token for `/api/v1` and the admin sign-in (16+ characters).",
+    ),
+    SettingSpec(
+        "SECRET_KEY",
+        "none",
+        "Signs e-mail unsubscribe tokens and admin session cookies. Required in production.",
+    ),
+    SettingSpec(
+        "PUBLIC_BASE_URL",
+        "the request's own URL",
+        "External base URL (e.g. `https://unsub.example.com`); rebuilds the URL Twilio "
+        "signed when the app runs behind a proxy or TLS terminator.",
+    ),
+    SettingSpec(
+        "DEFAULT_REGION",
+        "none",
+        "Two-letter country code used to read phone numbers written without `+` "
+        "(admin API and audience lists), e.g. `US`.",
+    ),
+)
+
+
+class SettingsError(SystemExit):
+    """A setting is missing or wrong. Uncaught, it prints its one-line message and exits 1."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"unsub: configuration error: {message}")
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///unsub.db"
+    keywords_file: Path = PACKAGED_KEYWORDS
+    twilio_auth_token: str | None = None
+    admin_token: str | None = None
+    secret_key: str | None = None
+    public_base_url: str | None = None
+    default_region: str | None = None
+    # Where generated local-development secrets live (None in production).
+    instance_path: Path | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def database_kind(self) -> str:
+        return "postgresql" if self.database_url.startswith(("postgresql:", "postgres:")) else "sqlite"
+
+    def with_changes(self, **changes: object) -> "Settings":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _check_database_url(url: str) -> str:
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "sqlite":
+        if not url.startswith("sqlite:///") or url == "sqlite:///":
+            raise SettingsError(
+                f"DATABASE_URL={url!r} is not a SQLite URL; use sqlite:///relative.db "
+                "or sqlite:////absolute/path.db"
+            )
+        return url
+    if scheme in ("postgresql", "postgres"):
+        return url
+    raise SettingsError(
+        f"DATABASE_URL has unknown scheme {scheme or '(none)'!r}; use sqlite:///unsub.db "
+        "or postgresql://user@host:5432/dbname"
+    )
+
+
+def _check_public_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(
+            f"PUBLIC_BASE_URL={url!r} is not an http(s) URL; set it to the address Twilio "
+            "calls, e.g. https://unsub.example.com"
+        )
+    if parts.query or parts.fragment:
+        raise SettingsError("PUBLIC_BASE_URL must not have a query or fragment")
+    return url.rstrip("/")
+
+
+def _resolve_keywords_file(value: str | None, cwd: Path) -> Path:
+    if value:
+        path = Path(value)
+        if not path.is_absolute():
+            path = cwd / path
+        if not path.is_file():
+            raise SettingsError(
+                f"KEYWORDS_FILE={value!r} is not a readable file; point it at your "
+                "keywords.yaml or unset it to use the packaged default"
+            )
+        return path
+    local = cwd / "keywords.yaml"
+    return local if local.is_file() else PACKAGED_KEYWORDS
+
+
+def _check_region(value: str) -> str:
+    import phonenumbers
+
+    region = value.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise SettingsError(f"DEFAULT_REGION={value!r} is not a known two-letter country code (e.g. US, GB, FR)")
+    return region
+
+
+def load_local_secrets(instance_path: Path) -> dict[str, str]:
+    """Read (creating on first use) the generated secrets of a local development instance."""
+    path = instance_path / "secrets.env"
+    found: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip() in SECRET_NAMES:
+                found[name.strip()] = value.strip()
+    missing = [name for name in SECRET_NAMES if name not in found]
+    if missing:
+        instance_path.mkdir(parents=True, exist_ok=True)
+        for name in missing:
+            found[name] = secrets.token_urlsafe(24)
+        body = "# Generated by `unsub serve` for local development only. Never use in production.\n"
+        body += "".join(f"{name}={found[name]}\n" for name in SECRET_NAMES)
+        path.write_text(body, encoding="utf-8")
+        path.chmod(0o600)
+    return found
+
+
+def from_env(
+    environ: Mapping[str, str] | None = None,
+    *,
+    local: bool = False,
+    cwd: Path | None = None,
+) -> Settings:
+    """Read and check every setting. ``local=True`` generates missing secrets into ./instance.
+
+    Raises SettingsError with one line naming the setting and the fix.
+    """
+    env = dict(os.environ if environ is None else environ)
+    cwd = cwd or Path.cwd()
+    instance_path: Path | None = None
+    if local:
+        instance_path = cwd / "instance"
+        generated = load_local_secrets(instance_path)
+        for name in SECRET_NAMES:
+            if not env.get(name):
+                env[name] = generated[name]
+
+    for name in SECRET_NAMES:
+        value = env.get(name)
+        if value is not None and value != "" and len(value) < MIN_SECRET_LENGTH:
+            raise SettingsError(f"{name} is shorter than {MIN_SECRET_LENGTH} characters; use a long random value")
+    for name in ("TWILIO_AUTH_TOKEN", "SECRET_KEY"):
+        if not env.get(name):
+            raise SettingsError(
+                f"{name} is not set; set it in the environment (production), or run "
+                "`unsub serve` for local development with generated secrets"
+            )
+
+    public = env.get("PUBLIC_BASE_URL") or None
+    region = env.get("DEFAULT_REGION") or None
+    return Settings(
+        database_url=_check_database_url(env.get("DATABASE_URL") or "sqlite:///unsub.db"),
+        keywords_file=_resolve_keywords_file(env.get("KEYWORDS_FILE") or None, cwd),
+        twilio_auth_token=env["TWILIO_AUTH_TOKEN"],
+        admin_token=env.get("ADMIN_TOKEN") or None,
+        secret_key=env["SECRET_KEY"],
+        public_base_url=_check_public_base_url(public) if public else None,
+        default_region=_check_region(region) if region else None,
+        instance_path=instance_path,
+    )
+
+
+def sqlite_path(database_url: str, cwd: Path | None = None) -> Path:
+    """The file a ``sqlite:///`` URL names (relative to the working directory)."""
+    raw = database_url[len("sqlite:///"):]
+    path = Path(raw)
+    return path if path.is_absolute() else (cwd or Path.cwd()) / path

@@ -1,0 +1,67 @@
+"""Persistence behind one small ``Store`` protocol; SQLite (embedded default) or PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Protocol
+
+from webhook.domain import ConsentEvent, Recorded, Subscription
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class StoreUnavailable(Exception):
+    """The database cannot take the change now (down, locked too long). Answer 503 and retry."""
+
+
+class Store(Protocol):
+    kind: str
+
+    def migrate(self) -> list[str]:
+        """Apply pending numbered migrations; safe when several processes start at once."""
+
+    def record(self, event: ConsentEvent) -> Recorded:
+        """Append an event and update the current status, in one transaction.
+
+        Idempotent by ``event.message_id``: a repeat records nothing and returns created=False.
+        The status follows the latest event by ``occurred_at``; an older event never overrides it.
+        """
+
+    def subscription(self, channel: str, address: str) -> Subscription | None: ...
+
+    def history(self, channel: str, address: str, limit: int = 100) -> list[ConsentEvent]:
+        """Events for one channel and address, oldest first."""
+
+    def unsubscribed_among(self, channel: str, addresses: Iterable[str]) -> set[str]:
+        """Which of these (normalised) addresses are unsubscribed on the channel."""
+
+    def event_count(self, since: datetime | None = None) -> int: ...
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+
+    def close(self) -> None: ...
+
+
+def open_store(database_url: str) -> Store:
+    """The store a ``DATABASE_URL`` names (``sqlite:///...`` or ``postgresql://...``)."""
+    if database_url.startswith(("postgresql:", "postgres:")):
+        from webhook.store.postgres import PostgresStore
+
+        return PostgresStore(database_url)
+    from webhook.store.sqlite import SQLiteStore
+
+    return SQLiteStore(database_url)
+
+
+def migration_files(kind: str) -> list[tuple[int, str, str]]:
+    """(number, name, sql) of every migration for a backend, in order."""
+    found = []
+    for path in sorted((MIGRATIONS / kind).glob("*.sql")):
+        number = int(path.name.split("_", 1)[0])
+        found.append((number, path.stem, path.read_text(encoding="utf-8")))
+    numbers = [n for n, _, _ in found]
+    if numbers != sorted(set(numbers)):
+        raise RuntimeError(f"duplicate migration numbers in {MIGRATIONS / kind}")
+    return found

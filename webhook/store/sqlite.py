@@ -1,0 +1,241 @@
+"""The embedded store: one SQLite file through sqlite-utils, in WAL mode.
+
+Each thread of each process keeps its own connection (opened on first use, reopened
+after a fork), so a request never pays for connection set-up. Writes take the
+database's write lock up front (``BEGIN IMMEDIATE``) and wait for it at most
+``BUSY_TIMEOUT_MS``; past that the change is refused with StoreUnavailable (503),
+never half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import sqlite_utils
+
+from webhook.domain import STATUS_OF_ACTION, ConsentEvent, Recorded, Subscription, utcnow
+from webhook.settings import sqlite_path
+from webhook.store import StoreUnavailable, migration_files
+
+BUSY_TIMEOUT_MS = 5000
+CHUNK = 500
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+EVENT_COLUMNS = (
+    "id, channel, address, action, source, keyword, language, match_kind, raw_text, "
+    "message_id, config_version, reason, occurred_at, recorded_at"
+)
+
+
+def to_text(moment: datetime) -> str:
+    """Fixed-width UTC text, so that text order is time order."""
+    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
+
+
+def from_text(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def row_to_event(row: dict) -> ConsentEvent:
+    return ConsentEvent(
+        id=row["id"],
+        channel=row["channel"],
+        address=row["address"],
+        action=row["action"],
+        source=row["source"],
+        keyword=row["keyword"],
+        language=row["language"],
+        match_kind=row["match_kind"],
+        raw_text=row["raw_text"],
+        message_id=row["message_id"],
+        config_version=row["config_version"],
+        reason=row["reason"],
+        occurred_at=from_text(row["occurred_at"]),
+        recorded_at=from_text(row["recorded_at"]),
+    )
+
+
+class SQLiteStore:
+    kind = "sqlite"
+
+    def __init__(self, database_url: str) -> None:
+        self.path: Path = sqlite_path(database_url)
+        self._local = threading.local()
+
+    # -- connections -------------------------------------------------------------
+
+    def _connect(self) -> sqlite_utils.Database:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN ourselves, so a transaction is exactly
+            # what the code says it is.
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit is on disk before the webhook answers (survives power loss,
+            # not only kill -9).
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {error}") from error
+        return sqlite_utils.Database(conn)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid() or local.db is None:
+            local.db = self._connect()
+            local.pid = os.getpid()
+        return local.db
+
+    def _query(self, sql: str, params: Iterable = ()) -> Iterator[dict]:
+        try:
+            yield from self.db.query(sql, tuple(params))
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailable(str(error)) from error
+
+    # -- schema ------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        conn = self.db.conn
+        applied: list[str] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                )
+                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+                for number, name, sql in migration_files("sqlite"):
+                    if number in done:
+                        continue
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        (number, name, to_text(utcnow())),
+                    )
+                    applied.append(name)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailable(f"cannot migrate {self.path}: {error}") from error
+        return applied
+
+    # -- writes ------------------------------------------------------------------
+
+    def record(self, event: ConsentEvent) -> Recorded:
+        conn = self.db.conn
+        occurred = to_text(event.occurred_at)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.execute(
+                    "INSERT INTO consent_events (channel, address, action, source, keyword, language, "
+                    "match_kind, raw_text, message_id, config_version, reason, occurred_at, recorded_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                    (
+                        event.channel, event.address, event.action, event.source, event.keyword,
+                        event.language, event.match_kind, event.raw_text, event.message_id,
+                        event.config_version, event.reason, occurred, to_text(utcnow()),
+                    ),
+                )
+                created = cursor.rowcount == 1
+                if created:
+                    # The latest event wins; on equal times the later-recorded one does.
+                    conn.execute(
+                        "INSERT INTO subscriptions (channel, address, status, updated_at, event_id) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, address) DO UPDATE SET "
+                        "status = excluded.status, updated_at = excluded.updated_at, event_id = excluded.event_id "
+                        "WHERE excluded.updated_at >= subscriptions.updated_at",
+                        (event.channel, event.address, STATUS_OF_ACTION[event.action], occurred, cursor.lastrowid),
+                    )
+                row = conn.execute(
+                    "SELECT status FROM subscriptions WHERE channel = ? AND address = ?",
+                    (event.channel, event.address),
+                ).fetchone()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailable(f"cannot record consent event: {error}") from error
+        return Recorded(created=created, status=row[0] if row else "unknown")
+
+    # -- reads -------------------------------------------------------------------
+
+    def subscription(self, channel: str, address: str) -> Subscription | None:
+        for row in self._query(
+            "SELECT status, updated_at FROM subscriptions WHERE channel = ? AND address = ?", (channel, address)
+        ):
+            return Subscription(channel, address, row["status"], from_text(row["updated_at"]))
+        return None
+
+    def history(self, channel: str, address: str, limit: int = 100) -> list[ConsentEvent]:
+        rows = self._query(
+            f"SELECT {EVENT_COLUMNS} FROM consent_events WHERE channel = ? AND address = ? "
+            "ORDER BY occurred_at DESC, id DESC LIMIT ?",
+            (channel, address, limit),
+        )
+        return [row_to_event(row) for row in rows][::-1]
+
+    def unsubscribed_among(self, channel: str, addresses: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(addresses))
+        found: set[str] = set()
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start:start + CHUNK]
+            # One bound JSON parameter instead of a placeholder list built from strings.
+            rows = self._query(
+                "SELECT address FROM subscriptions WHERE channel = ? AND status = 'unsubscribed' "
+                "AND address IN (SELECT value FROM json_each(?))",
+                (channel, _json_list(chunk)),
+            )
+            found.update(row["address"] for row in rows)
+        return found
+
+    def event_count(self, since: datetime | None = None) -> int:
+        if since is None:
+            rows = self._query("SELECT count(*) AS n FROM consent_events")
+        else:
+            rows = self._query("SELECT count(*) AS n FROM consent_events WHERE occurred_at >= ?", (to_text(since),))
+        return next(iter(rows))["n"]
+
+    def ping(self) -> None:
+        try:
+            self.db.conn.execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchall()
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"SQLite database {self.path} does not answer: {error}") from error
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None and getattr(self._local, "pid", None) == os.getpid():
+            db.conn.close()
+        self._local.db = None
+
+
+def _json_list(values: list[str]) -> str:
+    import json
+
+    return json.dumps(values)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements (trigger bodies included) with sqlite3's own parser."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            buffer = ""
+            if statement and not all(part.strip().startswith("--") or not part.strip() for part in statement.splitlines()):
+                yield statement
+    if buffer.strip() and not all(p.strip().startswith("--") or not p.strip() for p in buffer.splitlines()):
+        raise ValueError("incomplete SQL statement at the end of a migration")

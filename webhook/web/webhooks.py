@@ -1,0 +1,80 @@
+"""Twilio webhooks: inbound messages and message status callbacks."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, request
+
+from webhook import consent
+from webhook.providers import twilio
+from webhook.web import services
+
+bp = Blueprint("webhooks", __name__)
+log = logging.getLogger("unsub.webhooks")
+CARRIER_BLOCK_CODES = frozenset({"21610"})
+
+
+def mask(address: str) -> str:
+    """Log-safe form of an address: +1415***0123, b***@example.com."""
+    if "@" in address:
+        local, _, domain = address.partition("@")
+        return f"{local[:1]}***@{domain}"
+    return f"{address[:5]}***{address[-4:]}" if len(address) > 9 else "***"
+
+
+def _require_twilio_signature() -> None:
+    """403 unless the request carries a valid Twilio signature (checked before anything else)."""
+    svc = services()
+    url = twilio.signed_url(svc.settings.public_base_url, request.url, request.path, request.query_string.decode("latin-1"))
+    ok = svc.signatures.is_valid(
+        url,
+        request.form,
+        request.headers.get(twilio.SIGNATURE_HEADER),
+        request.headers.get(twilio.SIGNATURE_SETTINGS_HEADER),
+    )
+    if not ok:
+        log.warning("rejected request with a missing or invalid Twilio signature for %s", url)
+        abort(403, description="invalid or missing X-Twilio-Signature")
+
+
+@bp.post("/webhooks/twilio")
+def inbound() -> Response:
+    _require_twilio_signature()
+    svc = services()
+    try:
+        message = twilio.parse_inbound(request.form)
+    except twilio.MalformedRequest as error:
+        abort(400, description=f"malformed Twilio webhook: {error}")
+    outcome = consent.handle_inbound(message, svc.config, svc.store)
+    if outcome.match is not None:
+        log.info(
+            "inbound %s on %s from %s: %s (%s %r, %s)%s",
+            message.message_id, outcome.channel, mask(message.address), outcome.match.intent,
+            outcome.match.kind, outcome.match.keyword, outcome.match.language,
+            "" if outcome.recorded is None or outcome.recorded.created else " [duplicate]",
+        )
+    return Response(twilio.twiml(outcome.reply), mimetype="text/xml")
+
+
+@bp.post("/webhooks/twilio/status")
+def status() -> Response:
+    _require_twilio_signature()
+    svc = services()
+    try:
+        callback = twilio.parse_status(request.form)
+    except twilio.MalformedRequest as error:
+        abort(400, description=f"malformed Twilio status callback: {error}")
+    if callback.error_code in CARRIER_BLOCK_CODES and not callback.is_whatsapp:
+        recorded = consent.record_carrier_opt_out(
+            svc.config,
+            svc.store,
+            address=callback.recipient,
+            message_id=callback.message_id,
+            sender=callback.sender,
+            messaging_service_sid=callback.messaging_service_sid,
+            error_code=callback.error_code or "21610",
+        )
+        log.info("carrier opt-out of %s from status callback %s (%s)", mask(callback.recipient), callback.message_id,
+                 "recorded" if recorded.created else "duplicate")
+    return Response(status=204)
