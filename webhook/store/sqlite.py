@@ -81,7 +81,7 @@ class SQLiteStore:
             # not only kill -9).
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {error}") from error
         return sqlite_utils.Database(conn)
 

@@ -120,7 +120,7 @@ def put_subscription(channel: str, address: str) -> Response:
     assert isinstance(body, SetStatusBody)
     try:
         name, normal, subscription, history = consent.set_status(
-            svc.config, svc.store, name, normal, body.status, body.reason, svc.settings.default_region
+            svc.config, svc.store, channel, address, body.status, body.reason, svc.settings.default_region
         )
     except (consent.UnknownChannel, consent.InvalidAddress) as error:
         return _resolve_errors(error)

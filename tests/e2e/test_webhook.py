@@ -1,0 +1,166 @@
+"""POST /webhooks/twilio and /webhooks/twilio/status through the real app and database."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import AUTH_TOKEN, new_sid
+from webhook import create_app
+
+ALICE = "+14155550123"
+EMPTY = b'<?xml version="1.0" encoding="UTF-8"?><Response />'
+
+
+def test_signed_stop_by_sms_unsubscribes_sms_only(twilio, status_of, store):
+    response = twilio.message("STOP", sender=ALICE)
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml"
+    assert b"<Response><Message>Example Co: You are unsubscribed from SMS" in response.data
+    assert status_of("sms", ALICE) == "unsubscribed"
+    assert status_of("whatsapp", ALICE) == "unknown"
+    assert status_of("email", "alice@example.com") == "unknown"
+    assert store.event_count() == 1
+
+
+def test_stop_by_whatsapp_unsubscribes_whatsapp_only(twilio, status_of):
+    response = twilio.message("stop", sender=ALICE, whatsapp=True)
+    assert b"WhatsApp marketing" in response.data
+    assert status_of("whatsapp", ALICE) == "unsubscribed"
+    assert status_of("sms", ALICE) == "unknown"
+
+
+def test_start_resubscribes(twilio, status_of):
+    twilio.message("STOP", sender=ALICE)
+    response = twilio.message("START", sender=ALICE)
+    assert b"resubscribed" in response.data
+    assert status_of("sms", ALICE) == "subscribed"
+
+
+def test_help_answers_and_changes_nothing(twilio, status_of, store):
+    response = twilio.message("HELP", sender=ALICE)
+    assert b"support@example.com" in response.data and b"STOP" in response.data
+    assert status_of("sms", ALICE) == "unknown"
+    assert store.event_count() == 0
+
+
+def test_french_keyword_gets_a_french_reply(twilio):
+    assert "Répondez".encode() in twilio.message("Arrêt", sender=ALICE).data
+
+
+def test_ordinary_message_gets_empty_twiml_and_changes_nothing(twilio, store):
+    response = twilio.message("What time do you open?", sender=ALICE)
+    assert (response.status_code, response.data) == (200, EMPTY)
+    assert store.event_count() == 0
+
+
+def test_forged_signature_gets_403_and_records_nothing(twilio, store, status_of):
+    params = {"MessageSid": new_sid(), "From": ALICE, "To": "+14155550100", "Body": "STOP"}
+    assert twilio.post("/webhooks/twilio", params, token="wrong-token-0123456789").status_code == 403
+    assert twilio.post("/webhooks/twilio", params, signature="").status_code == 403
+    assert twilio.client.post("/webhooks/twilio", data=params).status_code == 403
+    assert store.event_count() == 0
+    assert status_of("sms", ALICE) == "unknown"
+
+
+def test_signature_is_checked_before_the_form_is_read(twilio):
+    # Malformed and unsigned: 403, not 400.
+    assert twilio.client.post("/webhooks/twilio", data={"Body": "STOP"}).status_code == 403
+
+
+def test_malformed_signed_request_gets_400(twilio):
+    response = twilio.post("/webhooks/twilio", {"Body": "STOP", "From": ALICE})
+    assert response.status_code == 400
+    assert b"MessageSid" in response.data
+    assert twilio.post("/webhooks/twilio", {"MessageSid": new_sid(), "From": "garbage", "Body": "STOP"}).status_code == 400
+
+
+def test_wrong_content_type_is_not_a_500(twilio):
+    response = twilio.client.post("/webhooks/twilio", data=b"\xff\xfe", content_type="application/json")
+    assert response.status_code == 403
+
+
+def test_oversized_body_is_refused(twilio):
+    response = twilio.client.post("/webhooks/twilio", data={"Body": "x" * (2 * 1024 * 1024)})
+    assert response.status_code == 413
+
+
+def test_duplicate_delivery_records_one_event_and_gets_the_same_answer(twilio, store):
+    sid = new_sid()
+    first = twilio.message("STOP", sender=ALICE, sid=sid)
+    second = twilio.message("STOP", sender=ALICE, sid=sid)
+    assert first.data == second.data and second.status_code == 200
+    assert store.event_count() == 1
+
+
+def test_opt_out_type_records_but_does_not_reply_twice(twilio, status_of):
+    response = twilio.message("STOP", sender=ALICE, OptOutType="STOP")
+    assert response.data == EMPTY
+    assert status_of("sms", ALICE) == "unsubscribed"
+
+
+def test_button_payload_takes_precedence(twilio, status_of):
+    response = twilio.message("Keep me posted", sender=ALICE, whatsapp=True, ButtonPayload="STOP", ButtonText="Stop promotions")
+    assert b"unsubscribed" in response.data
+    assert status_of("whatsapp", ALICE) == "unsubscribed"
+
+
+def test_body_with_nul_and_emoji_is_stored(twilio, client, admin_headers):
+    response = twilio.message("STOP\x00 🛑 now", sender=ALICE)
+    assert response.status_code == 200
+    history = client.get(f"/api/v1/subscriptions/sms/{ALICE}", headers=admin_headers).json["history"]
+    assert history[0]["text"] == "STOP 🛑 now"
+
+
+def test_public_base_url_rebuilds_the_signed_url_behind_a_proxy(settings):
+    app = create_app(settings.with_changes(public_base_url="https://unsub.example.com"))
+    from tests.conftest import Twilio
+
+    twilio = Twilio(app.test_client(), base="https://unsub.example.com")
+    assert twilio.message("STOP", sender=ALICE).status_code == 200
+    # Signed for the internal URL the app sees: refused, since Twilio never calls that.
+    local = Twilio(app.test_client(), base="http://localhost")
+    assert local.message("STOP", sender=ALICE).status_code == 403
+
+
+def test_without_an_auth_token_every_request_is_refused(settings):
+    app = create_app(settings.with_changes(twilio_auth_token=None))
+    from tests.conftest import Twilio
+
+    assert Twilio(app.test_client()).message("STOP", sender=ALICE).status_code == 403
+
+
+def test_status_callback_21610_records_a_carrier_opt_out(twilio, status_of, client, admin_headers):
+    params = {"MessageSid": new_sid(), "MessageStatus": "undelivered", "ErrorCode": "21610", "To": ALICE, "From": "+14155550100"}
+    assert twilio.post("/webhooks/twilio/status", params).status_code == 204
+    assert twilio.post("/webhooks/twilio/status", params).status_code == 204
+    assert status_of("sms", ALICE) == "unsubscribed"
+    history = client.get(f"/api/v1/subscriptions/sms/{ALICE}", headers=admin_headers).json["history"]
+    assert [h["source"] for h in history] == ["carrier"]
+
+
+def test_other_status_callbacks_change_nothing(twilio, store):
+    params = {"MessageSid": new_sid(), "MessageStatus": "delivered", "To": ALICE, "From": "+14155550100"}
+    assert twilio.post("/webhooks/twilio/status", params).status_code == 204
+    assert twilio.post("/webhooks/twilio/status", {**params, "ErrorCode": "21610", "To": "whatsapp:" + ALICE}).status_code == 204
+    assert store.event_count() == 0
+
+
+def test_status_callback_needs_a_signature(twilio, store):
+    params = {"MessageSid": new_sid(), "ErrorCode": "21610", "To": ALICE}
+    assert twilio.post("/webhooks/twilio/status", params, signature="nope").status_code == 403
+    assert store.event_count() == 0
+
+
+@pytest.mark.parametrize("path", ["/webhooks/twilio", "/webhooks/twilio/status"])
+def test_get_is_not_allowed(client, path):
+    assert client.get(path).status_code == 405
+
+
+def test_healthz(client, store):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json["status"] == "ok" and response.json["database"] == store.kind
+
+
+def test_token_constant_is_used():
+    assert len(AUTH_TOKEN) >= 16

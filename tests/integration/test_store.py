@@ -1,0 +1,154 @@
+"""One contract for every Store: run against SQLite, and PostgreSQL when configured."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from webhook.domain import ConsentEvent, utcnow
+from webhook.store import StoreUnavailable, open_store
+
+ALICE = "+14155550123"
+
+
+@pytest.fixture
+def store(database_url):
+    store = open_store(database_url)
+    store.migrate()
+    yield store
+    store.close()
+
+
+def event(action="opt_out", *, sid=None, at=None, channel="sms", address=ALICE, **extra) -> ConsentEvent:
+    return ConsentEvent(channel=channel, address=address, action=action, source="keyword", occurred_at=at or utcnow(), message_id=sid, **extra)
+
+
+def test_migrations_are_idempotent(store):
+    assert store.migrate() == []
+
+
+def test_unknown_until_first_event(store):
+    assert store.subscription("sms", ALICE) is None
+    assert store.history("sms", ALICE) == []
+
+
+def test_record_sets_status_and_keeps_history(store):
+    first = store.record(event("opt_out", sid="SM1", keyword="STOP", language="en", match_kind="keyword", raw_text="STOP", config_version="v1"))
+    assert (first.created, first.status) == (True, "unsubscribed")
+    store.record(event("opt_in", sid="SM2"))
+    sub = store.subscription("sms", ALICE)
+    assert sub.status == "subscribed"
+    history = store.history("sms", ALICE)
+    assert [e.action for e in history] == ["opt_out", "opt_in"]
+    saved = history[0]
+    assert (saved.keyword, saved.language, saved.match_kind, saved.raw_text, saved.message_id, saved.config_version) == ("STOP", "en", "keyword", "STOP", "SM1", "v1")
+    assert saved.occurred_at.tzinfo is not None and saved.recorded_at is not None
+
+
+def test_channels_are_independent(store):
+    store.record(event("opt_out", channel="sms"))
+    assert store.subscription("whatsapp", ALICE) is None
+    assert store.unsubscribed_among("sms", [ALICE]) == {ALICE}
+    assert store.unsubscribed_among("whatsapp", [ALICE]) == set()
+
+
+def test_duplicate_message_id_records_once(store):
+    assert store.record(event(sid="SMdup")).created
+    again = store.record(event("opt_in", sid="SMdup"))
+    assert (again.created, again.status) == (False, "unsubscribed")
+    assert store.event_count() == 1
+
+
+def test_events_without_message_id_never_conflict(store):
+    store.record(event(sid=None))
+    store.record(event(sid=None))
+    assert store.event_count() == 2
+
+
+def test_older_event_does_not_override_newer_status(store):
+    now = utcnow()
+    store.record(event("opt_out", sid="SMnew", at=now))
+    result = store.record(event("opt_in", sid="SMold", at=now - timedelta(days=1)))
+    assert result.created and result.status == "unsubscribed"
+    assert [e.message_id for e in store.history("sms", ALICE)] == ["SMold", "SMnew"]
+
+
+def test_concurrent_duplicates_record_one_event(store, database_url):
+    results = []
+
+    def deliver():
+        own = open_store(database_url)
+        try:
+            results.append(own.record(event(sid="SMrace")).created)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 11 + [True]
+    assert store.event_count() == 1
+
+
+def test_concurrent_events_leave_status_equal_to_latest_event(store, database_url):
+    def deliver(i: int):
+        own = open_store(database_url)
+        try:
+            own.record(event("opt_out" if i % 2 else "opt_in", sid=f"SMc{i}"))
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latest = store.history("sms", ALICE)[-1]
+    assert store.subscription("sms", ALICE).status == {"opt_out": "unsubscribed", "opt_in": "subscribed"}[latest.action]
+
+
+def test_unsubscribed_among_many(store):
+    numbers = [f"+1415555{i:04d}" for i in range(1200)]
+    for n in numbers[::3]:
+        store.record(event(address=n))
+    assert store.unsubscribed_among("sms", numbers + ["+14155559999"]) == set(numbers[::3])
+
+
+def test_log_is_append_only(store):
+    store.record(event(sid="SMkeep"))
+    if store.kind == "sqlite":
+        conn = store.db.conn
+        with pytest.raises(Exception, match="append-only"):
+            conn.execute("UPDATE consent_events SET action = 'opt_in'")
+        with pytest.raises(Exception, match="append-only"):
+            conn.execute("DELETE FROM consent_events")
+    else:
+        import psycopg
+
+        with psycopg.connect(store.conninfo) as conn:
+            with pytest.raises(psycopg.Error, match="append-only"):
+                conn.execute("UPDATE consent_events SET action = 'opt_in'")
+    assert store.history("sms", ALICE)[0].action == "opt_out"
+
+
+def test_text_with_nul_and_unicode_round_trips(store):
+    store.record(event(sid="SMtext", raw_text="STOP 🛑 ＳＴＯＰ مرحبا"))
+    assert store.history("sms", ALICE)[0].raw_text == "STOP 🛑 ＳＴＯＰ مرحبا"
+
+
+def test_ping(store):
+    store.ping()
+
+
+def test_unreachable_sqlite_database_is_unavailable(tmp_path):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    store = open_store(f"sqlite:///{blocked}/unsub.db")
+    with pytest.raises(StoreUnavailable):
+        store.ping()
+    with pytest.raises(StoreUnavailable):
+        store.record(event())

@@ -1,0 +1,160 @@
+"""Consent rules (docs/product.md) on the pure core, with an in-memory store."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+
+import pytest
+
+from tests.unit.fakes import FakeStore
+from webhook import consent
+from webhook.domain import InboundMessage, utcnow
+from webhook.keywords import load_file, parse_document
+from webhook.settings import PACKAGED_KEYWORDS
+
+CONFIG = load_file(PACKAGED_KEYWORDS)
+ALICE = "+14155550123"
+
+
+def inbound(body: str, channel_type: str = "sms", sid: str = "SM1", **extra) -> InboundMessage:
+    return InboundMessage(channel_type=channel_type, address=ALICE, body=body, message_id=sid, to="+14155550100", **extra)
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+def status(store: FakeStore, channel: str) -> str:
+    sub = store.subscription(channel, ALICE)
+    return sub.status if sub else "unknown"
+
+
+def test_stop_by_sms_unsubscribes_sms_only(store):
+    outcome = consent.handle_inbound(inbound("STOP"), CONFIG, store)
+    assert outcome.channel == "sms"
+    assert outcome.recorded.created
+    assert "unsubscribed" in outcome.reply
+    assert [status(store, c) for c in ("sms", "whatsapp", "email")] == ["unsubscribed", "unknown", "unknown"]
+
+
+def test_stopall_still_changes_only_the_channel_it_came_on(store):
+    consent.handle_inbound(inbound("STOPALL", "whatsapp"), CONFIG, store)
+    assert [status(store, c) for c in ("sms", "whatsapp", "email")] == ["unknown", "unsubscribed", "unknown"]
+
+
+def test_event_records_how_the_opt_out_happened(store):
+    consent.handle_inbound(inbound("arrêt s'il vous plaît"), CONFIG, store)
+    (event,) = store.events
+    assert (event.action, event.source, event.keyword, event.language, event.match_kind) == ("opt_out", "keyword", "ARRÊT", "fr", "first_word")
+    assert event.raw_text == "arrêt s'il vous plaît"
+    assert event.config_version == CONFIG.version
+    assert event.message_id == "SM1"
+
+
+def test_start_resubscribes_and_help_changes_nothing(store):
+    consent.handle_inbound(inbound("STOP", sid="SM1"), CONFIG, store)
+    help_outcome = consent.handle_inbound(inbound("HELP", sid="SM2"), CONFIG, store)
+    assert help_outcome.recorded is None and "support@example.com" in help_outcome.reply
+    assert status(store, "sms") == "unsubscribed"
+    consent.handle_inbound(inbound("START", sid="SM3"), CONFIG, store)
+    assert status(store, "sms") == "subscribed"
+    assert [e.action for e in store.events] == ["opt_out", "opt_in"]
+
+
+def test_ordinary_message_gets_no_reply_and_changes_nothing(store):
+    outcome = consent.handle_inbound(inbound("what time do you open?"), CONFIG, store)
+    assert outcome.reply is None and outcome.match is None
+    assert store.events == []
+
+
+def test_repeated_message_id_records_once_and_answers_the_same(store):
+    first = consent.handle_inbound(inbound("STOP"), CONFIG, store)
+    again = consent.handle_inbound(inbound("STOP"), CONFIG, store)
+    assert first.recorded.created and not again.recorded.created
+    assert first.reply == again.reply
+    assert len(store.events) == 1
+
+
+def test_button_payload_wins_over_body(store):
+    outcome = consent.handle_inbound(inbound("Yes, more offers", "whatsapp", button_payload="STOP"), CONFIG, store)
+    assert outcome.match.intent == "opt_out"
+    assert status(store, "whatsapp") == "unsubscribed"
+
+
+def test_body_still_counts_when_the_payload_is_opaque(store):
+    outcome = consent.handle_inbound(inbound("Stop promotions", "whatsapp", button_payload="btn_7f3a"), CONFIG, store)
+    assert outcome.match.intent == "opt_out"
+
+
+def test_provider_opt_out_is_recorded_without_a_second_reply(store):
+    outcome = consent.handle_inbound(inbound("STOP", provider_intent="STOP"), CONFIG, store)
+    assert outcome.reply is None
+    assert status(store, "sms") == "unsubscribed"
+
+
+def test_provider_keyword_we_do_not_know_is_still_honoured(store):
+    outcome = consent.handle_inbound(inbound("BASTA", provider_intent="STOP"), CONFIG, store)
+    assert (outcome.match.intent, outcome.match.kind, outcome.reply) == ("opt_out", "provider", None)
+    assert status(store, "sms") == "unsubscribed"
+
+
+def test_nul_and_control_characters_are_stripped_from_raw_text(store):
+    consent.handle_inbound(inbound("STOP\x00\x07 now"), CONFIG, store)
+    assert store.events[0].raw_text == "STOP now"
+
+
+def test_a_bound_sender_keeps_a_separate_subscription(store):
+    document = copy.deepcopy(CONFIG.document)
+    brand_b = copy.deepcopy(document["channels"]["sms"])
+    brand_b["senders"] = ["+14155550999"]
+    document["channels"]["brand-b"] = brand_b
+    config = parse_document(document)
+    msg = InboundMessage(channel_type="sms", address=ALICE, body="STOP", message_id="SM9", to="+14155550999")
+    assert consent.handle_inbound(msg, config, store).channel == "brand-b"
+    assert status(store, "brand-b") == "unsubscribed"
+    assert status(store, "sms") == "unknown"
+
+
+def test_carrier_block_is_an_sms_opt_out(store):
+    recorded = consent.record_carrier_opt_out(CONFIG, store, address=ALICE, message_id="SMout1")
+    assert recorded.created
+    assert (store.events[0].source, store.events[0].channel) == ("carrier", "sms")
+    assert not consent.record_carrier_opt_out(CONFIG, store, address=ALICE, message_id="SMout1").created
+
+
+def test_an_older_event_never_overrides_a_newer_status(store):
+    now = utcnow()
+    consent.handle_inbound(inbound("STOP", sid="SMnew", received_at=now), CONFIG, store)
+    consent.handle_inbound(inbound("START", sid="SMold", received_at=now - timedelta(hours=1)), CONFIG, store)
+    assert status(store, "sms") == "unsubscribed"
+
+
+def test_admin_status_change_needs_a_known_channel_and_address(store):
+    with pytest.raises(consent.UnknownChannel):
+        consent.set_status(CONFIG, store, "fax", ALICE, "unsubscribed", "asked by phone")
+    with pytest.raises(consent.InvalidAddress):
+        consent.set_status(CONFIG, store, "sms", "bob@example.com", "unsubscribed", "asked by phone")
+    name, address, sub, history = consent.set_status(CONFIG, store, "email", " Bob@Example.com ", "unsubscribed", "asked by phone")
+    assert (name, address, sub.status, history[-1].source) == ("email", "bob@example.com", "unsubscribed", "admin")
+    assert "asked by phone" in history[-1].reason
+
+
+def test_audience_gates_campaigns_only(store):
+    consent.handle_inbound(inbound("STOP"), CONFIG, store)
+    addresses = ["+1 415 555 0123", "+14155550124", "nonsense", ALICE, "+14155550124"]
+    campaign = consent.audience(CONFIG, store, "sms", "campaign", addresses)
+    assert campaign.sendable == ["+14155550124"]
+    assert campaign.suppressed == [ALICE]
+    assert campaign.invalid == ["nonsense"]
+    for category in ("inbox", "flow"):
+        other = consent.audience(CONFIG, store, "sms", category, addresses)
+        assert other.sendable == [ALICE, "+14155550124"] and other.suppressed == []
+    # An SMS opt-out does not suppress WhatsApp.
+    assert consent.audience(CONFIG, store, "whatsapp", "campaign", [ALICE]).sendable == [ALICE]
+
+
+def test_audience_reads_national_numbers_with_a_default_region(store):
+    assert consent.audience(CONFIG, store, "sms", "campaign", ["(415) 555-0124"], region="US").sendable == ["+14155550124"]
+    assert consent.audience(CONFIG, store, "sms", "campaign", ["(415) 555-0124"]).invalid == ["(415) 555-0124"]
