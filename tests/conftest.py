@@ -112,3 +112,18 @@ def status_of(client, admin_headers) -> Callable[[str, str], str]:
         return response.json["status"]
 
     return status
+
+
+POSTGRES_HINT = (
+    "PostgreSQL tests are off: set UNSUB_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test "
+    "(a user that may create databases) to run every store, webhook and API test on PostgreSQL too"
+)
+
+
+def pytest_report_header(config) -> str:
+    return f"backends: sqlite, postgresql ({POSTGRES_URL})" if POSTGRES_URL else f"backends: sqlite only. {POSTGRES_HINT}"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not POSTGRES_URL:
+        terminalreporter.write_line(POSTGRES_HINT)

@@ -68,6 +68,14 @@ class DocumentModel(_Model):
     channels: dict[StrictStr, ChannelModel] = Field(max_length=100)
 
 
+class _TopModel(_Model):
+    """The document with channels left unparsed, so each channel's errors are found separately."""
+
+    brand: StrictStr
+    support: StrictStr
+    channels: dict[StrictStr, dict[str, Any]] = Field(max_length=100)
+
+
 @dataclass(frozen=True)
 class ConfigProblem:
     path: str
@@ -196,7 +204,7 @@ def _placeholders(template: str) -> list[str] | None:
         return None
 
 
-def _semantic_problems(model: DocumentModel) -> list[ConfigProblem]:
+def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozenset()) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     add = lambda path, message: problems.append(ConfigProblem(path, message))  # noqa: E731
 
@@ -207,6 +215,8 @@ def _semantic_problems(model: DocumentModel) -> list[ConfigProblem]:
 
     for required in CHANNEL_TYPES:
         ch = model.channels.get(required)
+        if required in unparsed:
+            continue
         if ch is None:
             add(f"channels.{required}", f"channel {required!r} is missing; it is the default {required} channel")
         elif ch.type != required:
@@ -327,10 +337,10 @@ def _help_reply_problems(path: str, text: str, model: DocumentModel, ch: Channel
     return found
 
 
-def _pydantic_problems(error: ValidationError) -> list[ConfigProblem]:
+def _pydantic_problems(error: ValidationError, prefix: tuple[str, ...] = ()) -> list[ConfigProblem]:
     problems = []
     for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"])
+        path = ".".join(str(part) for part in prefix + tuple(item["loc"]))
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key"
@@ -351,10 +361,20 @@ def parse_document(document: Any, source: str = "keyword configuration") -> Keyw
     if not isinstance(document, dict):
         raise KeywordConfigError([ConfigProblem("", "the document must be a mapping with brand, support and channels")], source)
     try:
-        model = DocumentModel.model_validate(document)
+        top = _TopModel.model_validate(document)
     except ValidationError as error:
         raise KeywordConfigError(_pydantic_problems(error), source) from None
-    problems = _semantic_problems(model)
+    # Each channel is parsed on its own, so that one broken channel does not hide the
+    # problems of the others: every error is listed at once.
+    problems: list[ConfigProblem] = []
+    channels: dict[str, ChannelModel] = {}
+    for name, raw in top.channels.items():
+        try:
+            channels[name] = ChannelModel.model_validate(raw)
+        except ValidationError as error:
+            problems.extend(_pydantic_problems(error, prefix=("channels", name)))
+    model = DocumentModel.model_construct(brand=top.brand, support=top.support, channels=channels)
+    problems.extend(_semantic_problems(model, frozenset(top.channels) - frozenset(channels)))
     if problems:
         raise KeywordConfigError(problems, source)
     plain = json.loads(json.dumps(document))

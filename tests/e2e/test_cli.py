@@ -1,0 +1,106 @@
+"""The `unsub` command, including the newcomer's path: serve, then simulate a signed STOP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.e2e.servers import BIN, Server, free_port
+from webhook.cli import main
+from webhook.settings import PACKAGED_KEYWORDS
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_version_and_help(runner):
+    assert runner.invoke(main, ["--version"]).output.startswith("unsub, version ")
+    result = runner.invoke(main, ["-h"])
+    assert result.exit_code == 0
+    for command in ("serve", "check", "match", "simulate", "migrate", "settings"):
+        assert command in result.output
+
+
+def test_every_command_has_an_example(runner):
+    for name, command in main.commands.items():
+        assert "Example:" in (command.help or ""), name
+
+
+def test_check_accepts_the_shipped_file(runner):
+    result = runner.invoke(main, ["check", str(PACKAGED_KEYWORDS)])
+    assert result.exit_code == 0
+    assert "OK, version" in result.output
+
+
+def test_check_lists_every_problem(runner, tmp_path):
+    bad = tmp_path / "keywords.yaml"
+    text = PACKAGED_KEYWORDS.read_text(encoding="utf-8").replace('brand: "Example Co"', 'brand: ""').replace("type: email", "type: fax")
+    bad.write_text(text, encoding="utf-8")
+    result = runner.invoke(main, ["check", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}: brand: brand is empty" in result.output
+    assert "channels.email.type: unknown channel type 'fax'" in result.output
+    assert "problem(s); the file was not accepted" in result.output
+
+
+def test_match_shows_intent_and_reply(runner):
+    result = runner.invoke(main, ["match", "Stop texting me", "--channel", "sms", "--keywords", str(PACKAGED_KEYWORDS), "--json"])
+    assert result.exit_code == 0
+    found = json.loads(result.output)
+    assert (found["intent"], found["keyword"], found["kind"]) == ("opt_out", "STOP", "first_word")
+    assert "unsubscribed" in found["reply"]
+    plain = runner.invoke(main, ["match", "see you at the bus stop", "--keywords", str(PACKAGED_KEYWORDS)])
+    assert "no intent" in plain.output
+
+
+def test_match_unknown_channel_fails_clearly(runner):
+    result = runner.invoke(main, ["match", "STOP", "--channel", "fax", "--keywords", str(PACKAGED_KEYWORDS)])
+    assert result.exit_code == 1 and "unknown channel 'fax'" in result.output
+
+
+def test_settings_lists_every_variable(runner):
+    output = runner.invoke(main, ["settings"]).output
+    for name in ("DATABASE_URL", "KEYWORDS_FILE", "TWILIO_AUTH_TOKEN", "ADMIN_TOKEN", "SECRET_KEY", "PUBLIC_BASE_URL"):
+        assert name in output
+
+
+@pytest.mark.slow
+def test_newcomer_serves_and_simulates_a_stop(tmp_path):
+    """README's first command, then `unsub simulate`: a TwiML confirmation for STOP."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN", "DATABASE_URL", "KEYWORDS_FILE")}
+    port = free_port()
+    unsub = shutil.which("unsub", path=str(BIN)) or str(BIN / "unsub")
+    server = Server([unsub, "serve", "--port", str(port)], tmp_path, env, port)
+    try:
+        server.wait_ready()
+        import subprocess
+
+        url = f"http://127.0.0.1:{port}/webhooks/twilio"
+        done = subprocess.run([unsub, "simulate", "STOP", "--url", url], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert "HTTP 200" in done.stdout
+        assert "<Response><Message>Example Co: You are unsubscribed" in done.stdout
+        assert (tmp_path / "unsub.db").is_file()
+        assert (tmp_path / "instance" / "secrets.env").is_file()
+        forged = subprocess.run([unsub, "simulate", "STOP", "--url", url, "--token", "x" * 20], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+        assert forged.returncode == 1 and "HTTP 403" in forged.stdout
+    finally:
+        server.stop()
+
+
+def test_simulate_without_a_server_says_so(tmp_path, monkeypatch, runner):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["simulate", "STOP", "--url", f"http://127.0.0.1:{free_port()}/webhooks/twilio", "--token", "t" * 20])
+    assert result.exit_code == 1 and "is `unsub serve` running?" in result.output
+
+
+def test_python_is_the_venv(tmp_path):
+    assert Path(sys.executable).exists()
