@@ -152,3 +152,26 @@ def test_unreachable_sqlite_database_is_unavailable(tmp_path):
         store.ping()
     with pytest.raises(StoreUnavailable):
         store.record(event())
+
+
+def test_import_keeps_times_skips_repeats_and_respects_newer_status(store):
+    now = utcnow()
+    store.record(event("opt_out", sid="SMlive", at=now))
+    older = [
+        event("opt_in", sid="SMimp1", at=now - timedelta(days=3), recorded_at=now - timedelta(days=3)),
+        event("opt_out", sid=None, at=now - timedelta(days=2), channel="whatsapp", recorded_at=now - timedelta(days=2)),
+    ]
+    assert store.import_events(older) == 2
+    assert store.import_events(older[:1]) == 0
+    assert store.subscription("sms", ALICE).status == "unsubscribed"
+    assert store.subscription("whatsapp", ALICE).status == "unsubscribed"
+    first = store.history("sms", ALICE)[0]
+    assert (first.message_id, first.recorded_at) == ("SMimp1", now - timedelta(days=3))
+
+
+def test_iter_events_in_recorded_order(store):
+    for i in range(25):
+        store.record(event(sid=f"SMit{i}", address=f"+1415555{i:04d}"))
+    batches = list(store.iter_events(batch=10))
+    assert [len(b) for b in batches] == [10, 10, 5]
+    assert [e.message_id for b in batches for e in b] == [f"SMit{i}" for i in range(25)]

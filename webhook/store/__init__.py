@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Iterable, Iterator, Protocol
 
 from webhook.domain import ConsentEvent, Recorded, Subscription
 
@@ -27,6 +27,12 @@ class Store(Protocol):
         Idempotent by ``event.message_id``: a repeat records nothing and returns created=False.
         The status follows the latest event by ``occurred_at``; an older event never overrides it.
         """
+
+    def import_events(self, events: list[ConsentEvent]) -> int:
+        """Append events recorded elsewhere, times kept, in one transaction; repeats skipped."""
+
+    def iter_events(self, batch: int = 1000) -> Iterator[list[ConsentEvent]]:
+        """Every event in the order it was recorded, in batches."""
 
     def subscription(self, channel: str, address: str) -> Subscription | None: ...
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -93,6 +94,25 @@ class SQLiteStore:
             local.pid = os.getpid()
         return local.db
 
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding the write lock; rolled back on any error.
+
+        A lock not granted within the busy timeout (or any other operational error)
+        becomes StoreUnavailable: nothing was written.
+        """
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailable(f"cannot {doing} in {self.path}: {error}") from error
+
     def _query(self, sql: str, params: Iterable = ()) -> Iterator[dict]:
         try:
             yield from self.db.query(sql, tuple(params))
@@ -102,75 +122,62 @@ class SQLiteStore:
     # -- schema ------------------------------------------------------------------
 
     def migrate(self) -> list[str]:
-        conn = self.db.conn
         applied: list[str] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
-            try:
+        # One process migrates; the others wait for the write lock, then find it done.
+        with self._write("migrate") as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for number, name, sql in migration_files("sqlite"):
+                if number in done:
+                    continue
+                for statement in _statements(sql):
+                    conn.execute(statement)
                 conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations "
-                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (number, name, to_text(utcnow())),
                 )
-                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-                for number, name, sql in migration_files("sqlite"):
-                    if number in done:
-                        continue
-                    for statement in _statements(sql):
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                        (number, name, to_text(utcnow())),
-                    )
-                    applied.append(name)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.OperationalError as error:
-            raise StoreUnavailable(f"cannot migrate {self.path}: {error}") from error
+                applied.append(name)
         return applied
 
     # -- writes ------------------------------------------------------------------
 
     def record(self, event: ConsentEvent) -> Recorded:
-        conn = self.db.conn
-        occurred = to_text(event.occurred_at)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = conn.execute(
-                    "INSERT INTO consent_events (channel, address, action, source, keyword, language, "
-                    "match_kind, raw_text, message_id, config_version, reason, occurred_at, recorded_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
-                    (
-                        event.channel, event.address, event.action, event.source, event.keyword,
-                        event.language, event.match_kind, event.raw_text, event.message_id,
-                        event.config_version, event.reason, occurred, to_text(utcnow()),
-                    ),
-                )
-                created = cursor.rowcount == 1
-                if created:
-                    # The latest event wins; on equal times the later-recorded one does.
-                    conn.execute(
-                        "INSERT INTO subscriptions (channel, address, status, updated_at, event_id) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, address) DO UPDATE SET "
-                        "status = excluded.status, updated_at = excluded.updated_at, event_id = excluded.event_id "
-                        "WHERE excluded.updated_at >= subscriptions.updated_at",
-                        (event.channel, event.address, STATUS_OF_ACTION[event.action], occurred, cursor.lastrowid),
-                    )
-                row = conn.execute(
-                    "SELECT status FROM subscriptions WHERE channel = ? AND address = ?",
-                    (event.channel, event.address),
-                ).fetchone()
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.OperationalError as error:
-            raise StoreUnavailable(f"cannot record consent event: {error}") from error
+        with self._write("record consent event") as conn:
+            created = _append(conn, event, utcnow())
+            row = conn.execute(
+                "SELECT status FROM subscriptions WHERE channel = ? AND address = ?",
+                (event.channel, event.address),
+            ).fetchone()
         return Recorded(created=created, status=row[0] if row else "unknown")
 
+    def import_events(self, events: list[ConsentEvent]) -> int:
+        """Append events recorded elsewhere (a copy or an import), in one transaction.
+
+        Times are kept as they were; a repeated message id is skipped; the status still
+        follows the latest event. Returns how many events were added.
+        """
+        added = 0
+        with self._write("import consent events") as conn:
+            for event in events:
+                added += _append(conn, event, event.recorded_at or utcnow())
+        return added
+
     # -- reads -------------------------------------------------------------------
+
+    def iter_events(self, batch: int = 1000) -> Iterator[list[ConsentEvent]]:
+        """Every event in the order it was recorded, in batches (for copies and exports)."""
+        last = 0
+        while True:
+            rows = list(self._query(
+                f"SELECT {EVENT_COLUMNS} FROM consent_events WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+            ))
+            if not rows:
+                return
+            last = rows[-1]["id"]
+            yield [row_to_event(row) for row in rows]
 
     def subscription(self, channel: str, address: str) -> Subscription | None:
         for row in self._query(
@@ -219,6 +226,32 @@ class SQLiteStore:
         if db is not None and getattr(self._local, "pid", None) == os.getpid():
             db.conn.close()
         self._local.db = None
+
+
+def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime) -> bool:
+    """Insert one event and move the current status if it is the latest; False for a repeat."""
+    occurred = to_text(event.occurred_at)
+    cursor = conn.execute(
+        "INSERT INTO consent_events (channel, address, action, source, keyword, language, "
+        "match_kind, raw_text, message_id, config_version, reason, occurred_at, recorded_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+        (
+            event.channel, event.address, event.action, event.source, event.keyword,
+            event.language, event.match_kind, event.raw_text, event.message_id,
+            event.config_version, event.reason, occurred, to_text(recorded_at),
+        ),
+    )
+    if cursor.rowcount != 1:
+        return False
+    # The latest event wins; on equal times the later-recorded one does.
+    conn.execute(
+        "INSERT INTO subscriptions (channel, address, status, updated_at, event_id) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, address) DO UPDATE SET "
+        "status = excluded.status, updated_at = excluded.updated_at, event_id = excluded.event_id "
+        "WHERE excluded.updated_at >= subscriptions.updated_at",
+        (event.channel, event.address, STATUS_OF_ACTION[event.action], occurred, cursor.lastrowid),
+    )
+    return True
 
 
 def _json_list(values: list[str]) -> str:

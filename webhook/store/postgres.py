@@ -1,0 +1,422 @@
+"""The server store: PostgreSQL through psycopg 3 and a psycopg_pool connection pool.
+
+One pool per process, opened on first use and rebuilt after a fork (a child never
+touches the sockets it inherited from its parent). Every connection is checked before
+it is handed out, so connections left dead by a database restart are dropped and
+replaced; a connection broken in the middle of a request is discarded by the pool, not
+reused. Writes are single transactions: on any failure they roll back, never
+half-written. A database that is down, unreachable or too busy surfaces as
+StoreUnavailable (503), normally within ``POOL_TIMEOUT`` seconds (a network that goes
+silent mid-query: ``tcp_user_timeout``); once it is back the same store works again
+without a restart.
+
+Connections run in autocommit mode; everything that must be atomic runs inside an
+explicit ``conn.transaction()``. SQL is only ever fixed text plus bound parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from webhook.domain import STATUS_OF_ACTION, ConsentEvent, Recorded, Subscription
+from webhook.store import StoreUnavailable, migration_files
+
+POOL_MIN_SIZE = 1
+POOL_MAX_SIZE = 10
+POOL_TIMEOUT = 5.0  # seconds a request waits for a connection before StoreUnavailable
+CONNECT_TIMEOUT = 3  # seconds, libpq connect_timeout (unless the URL sets its own)
+# How long the pool keeps retrying (with backoff) a connection that failed, before the
+# next request starts a fresh attempt. Short, so that once the database is back a new
+# connection is tried within a few seconds, not after minutes of backoff.
+RECONNECT_TIMEOUT = 10.0
+LOCK_TIMEOUT = "5s"  # a write waits this long for a row/advisory lock, then 503 (as SQLite's busy timeout)
+MIGRATION_LOCK_TIMEOUT = "60s"  # processes starting together wait for the one that migrates
+CHUNK = 1000
+TCP_SETTINGS = {"keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3, "tcp_user_timeout": 10_000}
+
+# Advisory lock keys. The one-key (bigint) and two-key (int, int) spaces never overlap.
+MIGRATION_LOCK = 0x756E7375625F6D67  # b"unsub_mg"
+RECORD_LOCK_CLASS = 0x756E7362  # b"unsb", paired with hashtext(channel:address)
+
+EVENT_COLUMNS = (
+    "id, channel, address, action, source, keyword, language, match_kind, raw_text, "
+    "message_id, config_version, reason, occurred_at, recorded_at"
+)
+
+# The database is down, unreachable, restarting, read-only (fail-over) or a lock wait ran
+# out: nothing was written, and the same request may succeed later.
+UNAVAILABLE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.ReadOnlySqlTransaction)
+
+_pool_lock = threading.Lock()
+
+
+def _new_pool_lock() -> None:
+    # A fork may happen while another thread holds the lock; the child starts afresh.
+    global _pool_lock
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_pool_lock)
+
+
+def _clean(value: Any) -> Any:
+    """Text without NUL characters (PostgreSQL text cannot hold them)."""
+    return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def row_to_event(row: dict) -> ConsentEvent:
+    return ConsentEvent(
+        id=row["id"],
+        channel=row["channel"],
+        address=row["address"],
+        action=row["action"],
+        source=row["source"],
+        keyword=row["keyword"],
+        language=row["language"],
+        match_kind=row["match_kind"],
+        raw_text=row["raw_text"],
+        message_id=row["message_id"],
+        config_version=row["config_version"],
+        reason=row["reason"],
+        occurred_at=_utc(row["occurred_at"]),
+        recorded_at=_utc(row["recorded_at"]),
+    )
+
+
+class _Pool(ConnectionPool):
+    """A ConnectionPool that checks connections before handing them out, sweeps out
+    dead siblings when one is found dead, and remembers why connecting last failed.
+
+    The check is ``ConnectionPool.check_connection``. When it fails, the pool's own loop
+    discards that connection and sleeps (1 s, then 2 s, 4 s...) before trying the next
+    idle one; after a server restart every idle connection is dead, so a full pool would
+    run out the request timeout one dead connection at a time. Instead the first failure
+    starts ``check()`` of all idle connections in the background, so fresh connections
+    replace them at once.
+
+    ``last_error`` only serves messages: it says *why* no connection came (refused,
+    unknown host, bad password) rather than a bare pool timeout. If psycopg_pool ever
+    renames ``_connect`` the override is simply not called and messages lose that detail.
+    """
+
+    last_error: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._sweeping = threading.Lock()
+        super().__init__(*args, check=self._check_connection_or_sweep, **kwargs)
+
+    def _check_connection_or_sweep(self, conn: psycopg.Connection) -> None:
+        try:
+            ConnectionPool.check_connection(conn)
+        except Exception:
+            self.sweep()
+            raise
+
+    def sweep(self) -> None:
+        """Test every idle connection in the background (once at a time); replace the dead."""
+        if self._sweeping.acquire(blocking=False):
+            try:
+                threading.Thread(target=self._sweep, name=f"{self.name}-sweep", daemon=True).start()
+            except BaseException:
+                self._sweeping.release()
+                raise
+
+    def _sweep(self) -> None:
+        try:
+            self.check()
+        except Exception:  # the pool was closed meanwhile, or similar: nothing to clean
+            pass
+        finally:
+            self._sweeping.release()
+
+    def _connect(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            conn = super()._connect(*args, **kwargs)
+        except Exception as error:
+            self.last_error = _one_line(error)
+            raise
+        self.last_error = None
+        return conn
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    """Session settings for every new pooled connection (left idle: autocommit)."""
+    conn.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
+
+
+class PostgresStore:
+    kind = "postgresql"
+
+    def __init__(self, database_url: str) -> None:
+        # What tests and tools may connect to directly; same URL the pool uses.
+        self.conninfo = database_url
+        # A URL libpq cannot parse is reported on first use (migrate at start-up), as
+        # StoreUnavailable like any other unusable database, password masked.
+        self._bad_url: str | None = None
+        try:
+            params = conninfo_to_dict(database_url)
+        except psycopg.Error as error:
+            params = {}
+            self._bad_url = _one_line(error).replace(database_url, _redact(database_url))
+        self.where = _describe(params)
+        self._kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
+        if "connect_timeout" not in params:
+            self._kwargs["connect_timeout"] = CONNECT_TIMEOUT
+        if "application_name" not in params:
+            self._kwargs["application_name"] = "unsub"
+        # A silent network (host gone, no reset) fails a query or check after
+        # tcp_user_timeout instead of hanging until the worker is killed. libpq ignores
+        # these on Unix-domain sockets; the URL may set its own.
+        for name, value in TCP_SETTINGS.items():
+            if name not in params:
+                self._kwargs[name] = value
+        self._pool: _Pool | None = None
+        self._pid: int | None = None
+        # Pools inherited across a fork: kept referenced and never closed here, since
+        # their sockets belong to the parent process.
+        self._inherited: list[_Pool] = []
+
+    # -- connections -------------------------------------------------------------
+
+    def _new_pool(self) -> _Pool:
+        pool = _Pool(
+            self.conninfo,
+            min_size=POOL_MIN_SIZE,
+            max_size=POOL_MAX_SIZE,
+            kwargs=self._kwargs,
+            configure=_configure,  # (the check: see _Pool)
+            timeout=POOL_TIMEOUT,
+            reconnect_timeout=RECONNECT_TIMEOUT,
+            name="unsub",
+            open=False,
+        )
+        pool.open(wait=False)  # connects in the background; requests wait at most POOL_TIMEOUT
+        return pool
+
+    def _current_pool(self) -> _Pool:
+        if self._bad_url is not None:
+            raise StoreUnavailable(f"DATABASE_URL is not a valid PostgreSQL URL: {self._bad_url}")
+        pool, pid = self._pool, self._pid
+        if pool is not None and pid == os.getpid():
+            return pool
+        with _pool_lock:
+            if self._pool is not None and self._pid == os.getpid():
+                return self._pool
+            if self._pool is not None:
+                self._inherited.append(self._pool)
+            self._pool = self._new_pool()
+            self._pid = os.getpid()
+            return self._pool
+
+    @contextmanager
+    def _connection(self, doing: str) -> Iterator[psycopg.Connection]:
+        """A pooled connection; database trouble becomes StoreUnavailable."""
+        pool = self._current_pool()
+        used: psycopg.Connection | None = None
+        try:
+            with pool.connection() as conn:
+                used = conn
+                yield conn
+        except PoolTimeout as error:
+            reason = f": {pool.last_error}" if pool.last_error else ""
+            raise StoreUnavailable(
+                f"cannot {doing}: PostgreSQL at {self.where} gave no connection within {POOL_TIMEOUT:g}s{reason}"
+            ) from error
+        except UNAVAILABLE_ERRORS as error:
+            if used is not None and used.closed:
+                # The pool discards this one; its idle siblings probably died with it
+                # (server restart, fail-over): test them now rather than on the next requests.
+                pool.sweep()
+            raise StoreUnavailable(f"cannot {doing}: PostgreSQL at {self.where}: {_one_line(error)}") from error
+
+    # -- schema ------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        applied: list[str] = []
+        with self._connection("migrate") as conn:
+            with conn.transaction():
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", (MIGRATION_LOCK_TIMEOUT,))
+                # One process migrates; the others wait here, then find nothing to do.
+                conn.execute("SELECT pg_advisory_xact_lock(%s::bigint)", (MIGRATION_LOCK,))
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                    "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                done = {row["version"] for row in conn.execute("SELECT version FROM schema_migrations")}
+                for number, name, script in migration_files(self.kind):
+                    if number in done:
+                        continue
+                    # A packaged migration file (code, not data): several statements,
+                    # no parameters, so psycopg sends it with the simple query protocol.
+                    conn.execute(script.encode("utf-8"))
+                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name))
+                    applied.append(name)
+        return applied
+
+    # -- writes ------------------------------------------------------------------
+
+    def record(self, event: ConsentEvent) -> Recorded:
+        with self._connection("record consent event") as conn:
+            with conn.transaction():
+                created = _append(conn, event, None)
+                row = conn.execute(
+                    "SELECT status FROM subscriptions WHERE channel = %s AND address = %s",
+                    (_clean(event.channel), _clean(event.address)),
+                ).fetchone()
+        return Recorded(created=created, status=row["status"] if row else "unknown")
+
+    def import_events(self, events: list[ConsentEvent]) -> int:
+        """Append events recorded elsewhere (a copy or an import), in one transaction.
+
+        Times are kept as they were; a repeated message id is skipped; the status still
+        follows the latest event. Returns how many events were added.
+        """
+        added = 0
+        with self._connection("import consent events") as conn:
+            with conn.transaction():
+                for event in events:
+                    added += _append(conn, event, event.recorded_at)
+        return added
+
+    # -- reads -------------------------------------------------------------------
+
+    def subscription(self, channel: str, address: str) -> Subscription | None:
+        channel, address = _clean(channel), _clean(address)
+        with self._connection("read subscription") as conn:
+            row = conn.execute(
+                "SELECT status, updated_at FROM subscriptions WHERE channel = %s AND address = %s",
+                (channel, address),
+            ).fetchone()
+        if row is None:
+            return None
+        return Subscription(channel, address, row["status"], _utc(row["updated_at"]))
+
+    def history(self, channel: str, address: str, limit: int = 100) -> list[ConsentEvent]:
+        with self._connection("read history") as conn:
+            rows = conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM consent_events WHERE channel = %s AND address = %s "
+                "ORDER BY occurred_at DESC, id DESC LIMIT %s",
+                (_clean(channel), _clean(address), limit),
+            ).fetchall()
+        return [row_to_event(row) for row in rows][::-1]
+
+    def unsubscribed_among(self, channel: str, addresses: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(_clean(a) for a in addresses))
+        found: set[str] = set()
+        if not wanted:
+            return found
+        with self._connection("read subscriptions") as conn:
+            for start in range(0, len(wanted), CHUNK):
+                rows = conn.execute(
+                    "SELECT address FROM subscriptions WHERE channel = %s AND status = 'unsubscribed' "
+                    "AND address = ANY(%s::text[])",
+                    (_clean(channel), wanted[start:start + CHUNK]),
+                )
+                found.update(row["address"] for row in rows)
+        return found
+
+    def iter_events(self, batch: int = 1000) -> Iterator[list[ConsentEvent]]:
+        """Every event in the order it was recorded, in batches (for copies and exports)."""
+        last = 0
+        while True:
+            with self._connection("read events") as conn:
+                rows = conn.execute(
+                    f"SELECT {EVENT_COLUMNS} FROM consent_events WHERE id > %s ORDER BY id LIMIT %s", (last, batch)
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1]["id"]
+            yield [row_to_event(row) for row in rows]
+
+    def event_count(self, since: datetime | None = None) -> int:
+        with self._connection("count events") as conn:
+            if since is None:
+                row = conn.execute("SELECT count(*) AS n FROM consent_events").fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT count(*) AS n FROM consent_events WHERE occurred_at >= %s", (_utc(since),)
+                ).fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    def ping(self) -> None:
+        try:
+            with self._connection("ping") as conn:
+                conn.execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchall()
+        except psycopg.Error as error:  # e.g. not migrated: schema_migrations is missing
+            raise StoreUnavailable(f"PostgreSQL at {self.where} does not answer: {_one_line(error)}") from error
+
+    def close(self) -> None:
+        with _pool_lock:
+            pool, self._pool = self._pool, None
+            if pool is None:
+                return
+            if self._pid == os.getpid():
+                pool.close()
+            else:
+                self._inherited.append(pool)
+
+
+def _append(conn: psycopg.Connection, event: ConsentEvent, recorded_at: datetime | None) -> bool:
+    """Insert one event and move the current status if it is the latest; False for a repeat.
+
+    Events for one channel and address are serialised by an advisory lock held until
+    the transaction ends, so the status always equals the latest event.
+    """
+    channel, address = _clean(event.channel), _clean(event.address)
+    occurred = _utc(event.occurred_at)
+    conn.execute("SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", (RECORD_LOCK_CLASS, f"{channel}:{address}"))
+    inserted = conn.execute(
+        "INSERT INTO consent_events (channel, address, action, source, keyword, language, "
+        "match_kind, raw_text, message_id, config_version, reason, occurred_at, recorded_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, COALESCE(%s, now())) "
+        "ON CONFLICT (message_id) DO NOTHING RETURNING id",
+        (
+            channel, address, _clean(event.action), _clean(event.source), _clean(event.keyword),
+            _clean(event.language), _clean(event.match_kind), _clean(event.raw_text),
+            _clean(event.message_id), _clean(event.config_version), _clean(event.reason), occurred,
+            _utc(recorded_at) if recorded_at else None,
+        ),
+    ).fetchone()
+    if inserted is None:
+        return False
+    # The latest event wins; on equal times the later-recorded one does.
+    conn.execute(
+        "INSERT INTO subscriptions (channel, address, status, updated_at, event_id) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (channel, address) DO UPDATE SET "
+        "status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, event_id = EXCLUDED.event_id "
+        "WHERE EXCLUDED.updated_at >= subscriptions.updated_at",
+        (channel, address, STATUS_OF_ACTION[event.action], occurred, inserted["id"]),
+    )
+    return True
+
+
+def _redact(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    return re.sub(r"^([a-z]+://[^:@/]*):[^@/]*@", r"\1:***@", url)
+
+
+def _describe(params: dict[str, Any]) -> str:
+    """host:port/dbname for messages (never the password)."""
+    host = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or "localhost"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or ""
+    return f"{host}:{port}/{dbname}"
