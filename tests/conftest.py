@@ -47,8 +47,7 @@ def database_url(request, tmp_path) -> str:
     return fresh_database(request)
 
 
-@pytest.fixture
-def settings(database_url) -> Settings:
+def make_settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url,
         keywords_file=PACKAGED_KEYWORDS,
@@ -56,6 +55,11 @@ def settings(database_url) -> Settings:
         admin_token=ADMIN_TOKEN,
         secret_key=SECRET_KEY,
     )
+
+
+@pytest.fixture
+def settings(database_url) -> Settings:
+    return make_settings(database_url)
 
 
 @pytest.fixture

@@ -189,6 +189,45 @@ def migrate() -> None:
     click.echo(f"{url}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
 
 
+@main.command("copy-db", context_settings=CONTEXT)
+@click.argument("source")
+@click.argument("target")
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 50_000), help="Events per transaction.")
+def copy_db(source: str, target: str, batch: int) -> None:
+    """Copy every consent event from one database into another, with progress.
+
+    For moving from SQLite to PostgreSQL: the target is migrated first and must hold no
+    events yet; event times, message ids and config versions are kept, and the current
+    statuses are rebuilt from the events. The source is only read.
+
+    Example: unsub copy-db sqlite:///unsub.db postgresql://postgres@127.0.0.1:5432/unsub
+    """
+    from webhook.settings import check_database_url
+    from webhook.store import StoreUnavailable, open_store
+
+    try:
+        source_store = open_store(check_database_url(source))
+        target_store = open_store(check_database_url(target))
+        source_store.ping()
+        target_store.migrate()
+        existing = target_store.event_count()
+        if existing:
+            _fail(f"the target already holds {existing} consent events; copy into an empty database")
+        total = source_store.event_count()
+        copied = 0
+        with click.progressbar(length=total, label="copying consent events", file=sys.stderr) as progress:
+            for events in source_store.iter_events(batch):
+                copied += target_store.import_events(events)
+                progress.update(len(events))
+    except SettingsError as error:
+        _fail(error.message)
+    except StoreUnavailable as error:
+        _fail(str(error))
+    source_store.close()
+    target_store.close()
+    click.echo(f"copied {copied} of {total} consent events into {target_store.kind}")
+
+
 @main.command("settings", context_settings=CONTEXT)
 def list_settings() -> None:
     """List every environment variable the service reads.

@@ -96,7 +96,8 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _check_database_url(url: str) -> str:
+def check_database_url(url: str) -> str:
+    """The URL if it names a SQLite or PostgreSQL database, else SettingsError."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
         if not url.startswith("sqlite:///") or url == "sqlite:///":
@@ -204,7 +205,7 @@ def from_env(
     public = env.get("PUBLIC_BASE_URL") or None
     region = env.get("DEFAULT_REGION") or None
     return Settings(
-        database_url=_check_database_url(env.get("DATABASE_URL") or "sqlite:///unsub.db"),
+        database_url=check_database_url(env.get("DATABASE_URL") or "sqlite:///unsub.db"),
         keywords_file=_resolve_keywords_file(env.get("KEYWORDS_FILE") or None, cwd),
         twilio_auth_token=env["TWILIO_AUTH_TOKEN"],
         admin_token=env.get("ADMIN_TOKEN") or None,

@@ -104,3 +104,40 @@ def test_simulate_without_a_server_says_so(tmp_path, monkeypatch, runner):
 
 def test_python_is_the_venv(tmp_path):
     assert Path(sys.executable).exists()
+
+
+def test_copy_db_moves_every_event_and_refuses_a_full_target(runner, tmp_path, database_url):
+    from datetime import timedelta
+
+    from webhook.domain import ConsentEvent, utcnow
+    from webhook.store import open_store
+
+    source_url = f"sqlite:///{tmp_path / 'old.db'}"
+    source = open_store(source_url)
+    source.migrate()
+    start = utcnow() - timedelta(days=30)
+    for i in range(250):
+        source.record(ConsentEvent(channel="sms", address=f"+1415555{i % 100:04d}", action="opt_out" if i < 200 else "opt_in",
+                                   source="keyword", occurred_at=start + timedelta(minutes=i), message_id=f"SMcopy{i}", keyword="STOP"))
+    source.record(ConsentEvent(channel="email", address="bob@example.com", action="opt_out", source="admin", occurred_at=start, reason="phone"))
+    source.close()
+
+    result = runner.invoke(main, ["copy-db", source_url, database_url, "--batch", "60"])
+    assert result.exit_code == 0, result.output
+    assert "copied 251 of 251 consent events" in result.output
+    target = open_store(database_url)
+    try:
+        assert target.event_count() == 251
+        assert target.subscription("sms", "+14155550000").status == "subscribed"  # its latest event was an opt-in
+        assert target.subscription("sms", "+14155550099").status == "unsubscribed"
+        assert target.history("email", "bob@example.com")[0].reason == "phone"
+        assert target.history("sms", "+14155550000")[0].occurred_at == start
+    finally:
+        target.close()
+    again = runner.invoke(main, ["copy-db", source_url, database_url])
+    assert again.exit_code == 1 and "already holds 251 consent events" in again.output
+
+
+def test_copy_db_refuses_unknown_schemes(runner):
+    result = runner.invoke(main, ["copy-db", "mysql://x", "sqlite:///y.db"])
+    assert result.exit_code == 1 and "unknown scheme 'mysql'" in result.output

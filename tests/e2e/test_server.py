@@ -92,3 +92,27 @@ def test_workers_migrating_a_fresh_database_at_once(database_url, tmp_path, db):
     assert all(r.status_code == 200 for r in responses)
     assert db.event_count() == 8
     assert db.migrate() == []
+
+
+def test_different_messages_for_one_address_at_two_servers_leave_the_latest_status(database_url, tmp_path, db):
+    first = gunicorn(database_url, tmp_path, workers=2)
+    second = gunicorn(database_url, tmp_path, workers=2)
+    try:
+        barrier = threading.Barrier(20)
+
+        def deliver(i: int) -> int:
+            server = first if i % 2 else second
+            barrier.wait()
+            return server.send("STOP" if i % 3 else "START", "+14155550188").status_code
+
+        with ThreadPoolExecutor(20) as pool:
+            statuses = list(pool.map(deliver, range(20)))
+    finally:
+        first.stop()
+        second.stop()
+    assert statuses == [200] * 20
+    history = db.history("sms", "+14155550188")
+    assert len(history) == 20
+    latest = history[-1]
+    expected = {"opt_out": "unsubscribed", "opt_in": "subscribed"}[latest.action]
+    assert db.subscription("sms", "+14155550188").status == expected

@@ -1,0 +1,136 @@
+"""The database goes away: 503 (never a 200 for an unrecorded change), then recovery without restart."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.conftest import POSTGRES_URL, Twilio, make_settings
+from tests.e2e.servers import gunicorn
+from tests.faults import TcpProxy
+from webhook import create_app
+from webhook.store import open_store
+
+ALICE = "+14155550123"
+
+
+def wait_for(check, timeout: float = 30.0) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise AssertionError(f"not true after {timeout}s")
+
+
+@pytest.fixture
+def proxied_postgres(request):
+    if not POSTGRES_URL:
+        pytest.skip("needs PostgreSQL (UNSUB_TEST_POSTGRES_URL)")
+    from tests.pg import fresh_database
+
+    direct = fresh_database(request)
+    parts = urlsplit(direct)
+    proxy = TcpProxy(parts.port or 5432, parts.hostname or "127.0.0.1").start()
+    proxied = parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}").geturl()
+    yield direct, proxied, proxy
+    proxy.stop()
+
+
+@pytest.mark.postgres
+def test_postgres_down_gives_503_and_the_same_process_recovers(proxied_postgres):
+    direct, proxied, proxy = proxied_postgres
+    app = create_app(make_settings(proxied))
+    twilio = Twilio(app.test_client())
+    assert twilio.message("STOP", sender="+14155550001").status_code == 200
+
+    proxy.stop()
+    down = twilio.message("STOP", sender="+14155550002")
+    assert down.status_code == 503
+    assert down.headers["Retry-After"]
+    assert app.test_client().get("/healthz").status_code == 503
+
+    proxy.start()
+    wait_for(lambda: app.test_client().get("/healthz").status_code == 200)
+    assert twilio.message("STOP", sender="+14155550003").status_code == 200
+
+    check = open_store(direct)
+    try:
+        assert check.subscription("sms", "+14155550001").status == "unsubscribed"
+        assert check.subscription("sms", "+14155550002") is None  # answered 503: not recorded, Twilio retries
+        assert check.subscription("sms", "+14155550003").status == "unsubscribed"
+    finally:
+        check.close()
+    app.extensions["unsub"].store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_postgres_killed_under_load_never_acknowledges_an_unrecorded_opt_out(proxied_postgres, tmp_path):
+    direct, proxied, proxy = proxied_postgres
+    server = gunicorn(proxied, tmp_path, workers=2)
+    answers: list[tuple[str, int]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def fire(worker: int) -> None:
+        session = requests.Session()
+        for n in range(3000):
+            if stop.is_set():
+                return
+            number = f"+1415{worker:03d}{n:04d}"
+            try:
+                status = server.send("STOP", number, session=session, timeout=15).status_code
+            except requests.RequestException:
+                status = 0
+            with lock:
+                answers.append((number, status))
+
+    threads = [threading.Thread(target=fire, args=(w,)) for w in range(300, 304)]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(answers) >= 40)
+        proxy.stop()  # the database is gone: connections reset, new ones refused
+        wait_for(lambda: sum(1 for _, s in answers if s == 503) >= 4)
+        proxy.start()
+        resumed_from = len(answers)
+        wait_for(lambda: sum(1 for _, s in answers[resumed_from:] if s == 200) >= 20)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        server.stop()
+
+    statuses = {s for _, s in answers}
+    assert statuses <= {200, 503}, statuses  # never a 500, never a dropped connection
+    check = open_store(direct)
+    try:
+        acknowledged = [n for n, s in answers if s == 200]
+        recorded = {n for n in acknowledged if (sub := check.subscription("sms", n)) and sub.status == "unsubscribed"}
+        assert set(acknowledged) == recorded
+    finally:
+        check.close()
+
+
+def test_sqlite_locked_longer_than_the_busy_timeout_gives_503_then_recovers(tmp_path):
+    path = tmp_path / "locked.db"
+    app = create_app(make_settings(f"sqlite:///{path}"))
+    twilio = Twilio(app.test_client())
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        locked = twilio.message("STOP", sender=ALICE)
+        assert locked.status_code == 503
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    store = app.extensions["unsub"].store
+    assert store.subscription("sms", ALICE) is None
+    assert twilio.message("STOP", sender=ALICE).status_code == 200
+    assert store.subscription("sms", ALICE).status == "unsubscribed"
