@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 WHATSAPP_PREFIX = "whatsapp:"
 
 
+@lru_cache(maxsize=8192)  # sender numbers (To) and active contacts repeat
 def normalise_phone(raw: str, region: str | None = None, *, strict: bool = False) -> str | None:
     """E.164 form of a phone number, or None.
 

@@ -13,7 +13,6 @@ import json
 import re
 import string
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -149,10 +148,6 @@ class KeywordConfig:
             if name:
                 return self.channels[name]
         return self.channels[channel_type]
-
-    @cached_property
-    def as_json(self) -> str:
-        return json.dumps(self.document, ensure_ascii=False, sort_keys=False)
 
 
 def _render(template: str, model: DocumentModel) -> str:

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 MIN_SECRET_LENGTH = 16
 SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN")
@@ -30,8 +30,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "DATABASE_URL",
         "`sqlite:///unsub.db`",
-        "`sqlite:///relative.db`, `sqlite:////absolute/path.db` or "
-        "`postgresql://user@host:port/db` (also `postgres://`).",
+        "`sqlite:///relative.db`, `sqlite:////absolute/path.db` (add `?synchronous=full` to "
+        "fsync every commit) or `postgresql://user@host:port/db` (also `postgres://`).",
     ),
     SettingSpec(
         "KEYWORDS_FILE",
@@ -100,10 +100,17 @@ def check_database_url(url: str) -> str:
     """The URL if it names a SQLite or PostgreSQL database, else SettingsError."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
-        if not url.startswith("sqlite:///") or url == "sqlite:///":
+        path, _, query = url.partition("?")
+        if not path.startswith("sqlite:///") or path == "sqlite:///":
             raise SettingsError(
                 f"DATABASE_URL={url!r} is not a SQLite URL; use sqlite:///relative.db "
                 "or sqlite:////absolute/path.db"
+            )
+        options = dict(parse_qsl(query, keep_blank_values=True))
+        unknown = set(options) - {"synchronous"}
+        if unknown or options.get("synchronous", "normal").lower() not in ("normal", "full"):
+            raise SettingsError(
+                f"DATABASE_URL={url!r}: the only SQLite option is ?synchronous=normal (default) or ?synchronous=full"
             )
         return url
     if scheme in ("postgresql", "postgres"):
@@ -218,6 +225,6 @@ def from_env(
 
 def sqlite_path(database_url: str, cwd: Path | None = None) -> Path:
     """The file a ``sqlite:///`` URL names (relative to the working directory)."""
-    raw = database_url[len("sqlite:///"):]
+    raw = database_url[len("sqlite:///"):].partition("?")[0]
     path = Path(raw)
     return path if path.is_absolute() else (cwd or Path.cwd()) / path

@@ -175,3 +175,15 @@ def test_iter_events_in_recorded_order(store):
     batches = list(store.iter_events(batch=10))
     assert [len(b) for b in batches] == [10, 10, 5]
     assert [e.message_id for b in batches for e in b] == [f"SMit{i}" for i in range(25)]
+
+
+@pytest.mark.parametrize("url_suffix,expected", [("", "NORMAL"), ("?synchronous=full", "FULL"), ("?synchronous=normal", "NORMAL")])
+def test_sqlite_synchronous_mode_comes_from_the_url(tmp_path, url_suffix, expected):
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}{url_suffix}")
+    try:
+        store.migrate()
+        level = store.db.conn.execute("PRAGMA synchronous").fetchone()[0]
+        assert {1: "NORMAL", 2: "FULL"}[level] == expected
+        assert store.path == tmp_path / "s.db"
+    finally:
+        store.close()

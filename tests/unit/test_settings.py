@@ -55,3 +55,9 @@ def test_local_mode_generates_secrets_once_and_keeps_them(tmp_path):
 
 def test_public_base_url_loses_its_trailing_slash(tmp_path):
     assert from_env({**GOOD, "PUBLIC_BASE_URL": "https://u.example.com/"}, cwd=tmp_path).public_base_url == "https://u.example.com"
+
+
+def test_sqlite_url_options(tmp_path):
+    assert from_env({**GOOD, "DATABASE_URL": "sqlite:///x.db?synchronous=full"}, cwd=tmp_path).database_url.endswith("?synchronous=full")
+    with pytest.raises(SettingsError, match="synchronous=normal"):
+        from_env({**GOOD, "DATABASE_URL": "sqlite:///x.db?journal=off"}, cwd=tmp_path)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
+from urllib.parse import parse_qsl
 
 import sqlite_utils
 
@@ -66,6 +67,8 @@ class SQLiteStore:
 
     def __init__(self, database_url: str) -> None:
         self.path: Path = sqlite_path(database_url)
+        options = dict(parse_qsl(database_url.partition("?")[2]))
+        self.synchronous = "FULL" if options.get("synchronous", "").lower() == "full" else "NORMAL"
         self._local = threading.local()
 
     # -- connections -------------------------------------------------------------
@@ -78,9 +81,11 @@ class SQLiteStore:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: a commit is on disk before the webhook answers (survives power loss,
-            # not only kill -9).
-            conn.execute("PRAGMA synchronous = FULL")
+            # NORMAL (WAL): a commit is in the WAL file before the webhook answers, so it
+            # survives a crash or kill -9 of the server; a power loss may lose the commits
+            # since the last checkpoint. ?synchronous=full fsyncs every commit (about 4x
+            # slower on this disk: benchmarks/README.md).
+            conn.execute("PRAGMA synchronous = FULL" if self.synchronous == "FULL" else "PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
         except (sqlite3.Error, OSError) as error:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {error}") from error
