@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from flask import Flask
+from flask import Flask, Request
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 
 from webhook.keywords import KeywordConfig, KeywordConfigError, load_file
 from webhook.providers.twilio import SignatureChecker
@@ -19,6 +20,15 @@ __version__ = "0.1.0"
 MAX_REQUEST_BYTES = 1024 * 1024
 
 log = logging.getLogger("unsub")
+
+
+class AdminOnlySessions(SecureCookieSessionInterface):
+    """Session cookies exist for the admin pages only; webhooks and the API never pay for them."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        if not request.path.startswith("/admin"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 @dataclass
@@ -68,6 +78,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.session_interface = AdminOnlySessions()
     app.extensions["unsub"] = Services(settings, store, config, SignatureChecker(settings.twilio_auth_token))
 
     from webhook.web import api, errors, health, webhooks

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 WHATSAPP_PREFIX = "whatsapp:"
+# Already E.164: what providers send. Taken as it is unless the caller asks for strict checks.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 @lru_cache(maxsize=8192)  # sender numbers (To) and active contacts repeat
 def normalise_phone(raw: str, region: str | None = None, *, strict: bool = False) -> str | None:
     """E.164 form of a phone number, or None.
 
-    ``strict`` also asks libphonenumber whether the number is assigned (for audiences);
-    inbound senders only need to be possible numbers: a contact who texted us exists.
+    ``strict`` asks libphonenumber whether the number is assigned (for audiences). Without
+    it a number already written in E.164 is taken as it is and anything else must be a
+    possible number: a contact who texted us exists, whatever the metadata says.
     """
     text = raw.strip()
     if text.lower().startswith(WHATSAPP_PREFIX):
         text = text[len(WHATSAPP_PREFIX):].strip()
     if not text or len(text) > 40:
         return None
+    if not strict and E164.fullmatch(text):
+        return text  # the webhook's hot path: nothing to normalise, no parse needed
     if text.startswith("00"):
         text = "+" + text[2:]
     try:

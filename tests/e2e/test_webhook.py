@@ -164,3 +164,15 @@ def test_healthz(client, store):
 
 def test_token_constant_is_used():
     assert len(AUTH_TOKEN) >= 16
+
+
+def test_status_callback_url_with_a_percent_encoded_query_is_verified_as_sent(twilio, store):
+    params = {"MessageSid": new_sid(), "MessageStatus": "undelivered", "ErrorCode": "21610", "To": ALICE, "From": "+14155550100"}
+    path = "/webhooks/twilio/status?campaign=spring%20sale&rc=3"
+    assert twilio.post(path, params).status_code == 204
+    assert store.event_count() == 1
+
+
+def test_a_form_with_too_many_fields_is_refused_before_parsing_further(twilio):
+    params = {f"F{i}": "x" for i in range(300)}
+    assert twilio.post("/webhooks/twilio", params).status_code == 403

@@ -49,11 +49,18 @@ def test_without_a_token_nothing_is_valid():
     assert not SignatureChecker("").is_valid(VECTOR_URL, VECTOR_PARAMS, VECTOR_SIGNATURE)
 
 
-def test_signed_url_uses_public_base_url_behind_a_proxy():
-    assert signed_url(None, "http://10.0.0.5:8000/webhooks/twilio", "/webhooks/twilio", "") == "http://10.0.0.5:8000/webhooks/twilio"
-    assert signed_url("https://unsub.example.com", "http://10.0.0.5:8000/x", "/webhooks/twilio/status", "campaign=spring") == (
-        "https://unsub.example.com/webhooks/twilio/status?campaign=spring"
+def test_signed_url_keeps_the_query_string_as_it_arrived():
+    assert signed_url("http://10.0.0.5:8000", "/webhooks/twilio", "") == "http://10.0.0.5:8000/webhooks/twilio"
+    assert signed_url("https://unsub.example.com", "/webhooks/twilio/status", "campaign=spring%20sale&x=1") == (
+        "https://unsub.example.com/webhooks/twilio/status?campaign=spring%20sale&x=1"
     )
+
+
+def test_signature_header_settings_fall_back_to_the_full_check():
+    checker = SignatureChecker(VECTOR_TOKEN)
+    assert checker.is_valid(VECTOR_URL, VECTOR_PARAMS, VECTOR_SIGNATURE, "key=abc,algorithm=HMAC_SHA1")
+    assert not checker.is_valid(VECTOR_URL, VECTOR_PARAMS, VECTOR_SIGNATURE, "key=abc,algorithm=HMAC_SHA256")
+    assert not checker.is_valid(VECTOR_URL, VECTOR_PARAMS, VECTOR_SIGNATURE, "algorithm=MD5")
 
 
 def test_parse_inbound_sms_and_whatsapp():

@@ -151,12 +151,14 @@ class SQLiteStore:
 
     def record(self, event: ConsentEvent) -> Recorded:
         with self._write("record consent event") as conn:
-            created = _append(conn, event, utcnow())
-            row = conn.execute(
-                "SELECT status FROM subscriptions WHERE channel = ? AND address = ?",
-                (event.channel, event.address),
-            ).fetchone()
-        return Recorded(created=created, status=row[0] if row else "unknown")
+            added, status = _append(conn, event, utcnow())
+            if status is None:  # a repeat, or an older event: read the status it left
+                row = conn.execute(
+                    "SELECT status FROM subscriptions WHERE channel = ? AND address = ?",
+                    (event.channel, event.address),
+                ).fetchone()
+                status = row[0] if row else "unknown"
+        return Recorded(created=added, status=status)
 
     def import_events(self, events: list[ConsentEvent]) -> int:
         """Append events recorded elsewhere (a copy or an import), in one transaction.
@@ -167,7 +169,7 @@ class SQLiteStore:
         added = 0
         with self._write("import consent events") as conn:
             for event in events:
-                added += _append(conn, event, event.recorded_at or utcnow())
+                added += _append(conn, event, event.recorded_at or utcnow())[0]
         return added
 
     # -- reads -------------------------------------------------------------------
@@ -233,8 +235,11 @@ class SQLiteStore:
         self._local.db = None
 
 
-def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime) -> bool:
-    """Insert one event and move the current status if it is the latest; False for a repeat."""
+def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime) -> tuple[bool, str | None]:
+    """Insert one event and move the current status if the event is the latest.
+
+    Returns (added: False for a repeated message id, the status if this event set it).
+    """
     occurred = to_text(event.occurred_at)
     cursor = conn.execute(
         "INSERT INTO consent_events (channel, address, action, source, keyword, language, "
@@ -247,16 +252,16 @@ def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime
         ),
     )
     if cursor.rowcount != 1:
-        return False
+        return False, None
     # The latest event wins; on equal times the later-recorded one does.
-    conn.execute(
+    moved = conn.execute(
         "INSERT INTO subscriptions (channel, address, status, updated_at, event_id) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, address) DO UPDATE SET "
         "status = excluded.status, updated_at = excluded.updated_at, event_id = excluded.event_id "
-        "WHERE excluded.updated_at >= subscriptions.updated_at",
+        "WHERE excluded.updated_at >= subscriptions.updated_at RETURNING status",
         (event.channel, event.address, STATUS_OF_ACTION[event.action], occurred, cursor.lastrowid),
-    )
-    return True
+    ).fetchone()
+    return True, moved[0] if moved else None
 
 
 def _json_list(values: list[str]) -> str:

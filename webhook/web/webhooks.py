@@ -8,11 +8,13 @@ from flask import Blueprint, Response, abort, request
 
 from webhook import consent
 from webhook.providers import twilio
+from webhook import Services
 from webhook.web import services
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger("unsub.webhooks")
 CARRIER_BLOCK_CODES = frozenset({"21610"})
+MAX_FIELDS = 200  # Twilio sends about 20; MMS adds two per media item (at most 10)
 
 
 def mask(address: str) -> str:
@@ -23,31 +25,42 @@ def mask(address: str) -> str:
     return f"{address[:5]}***{address[-4:]}" if len(address) > 9 else "***"
 
 
-def _require_twilio_signature() -> None:
-    """403 unless the request carries a valid Twilio signature (checked before anything else)."""
-    svc = services()
-    url = twilio.signed_url(svc.settings.public_base_url, request.url, request.path, request.query_string.decode("latin-1"))
+def _require_twilio_signature(svc: Services) -> twilio.TwilioForm:
+    """The request's form, or 403 unless it carries a valid Twilio signature.
+
+    Checked before anything else is read from the request. The body is read once
+    (MAX_CONTENT_LENGTH applies: 413 above it); a body that is not a form has no valid
+    signature, so it gets 403 too.
+    """
+    try:
+        form = twilio.parse_form(request.get_data(cache=False), MAX_FIELDS)
+    except ValueError:  # more than MAX_FIELDS fields
+        abort(403, description="invalid or missing X-Twilio-Signature")
+    environ = request.environ
+    base = svc.settings.public_base_url or f"{environ['wsgi.url_scheme']}://{request.host}{request.script_root}"
+    url = twilio.signed_url(base, request.path, environ.get("QUERY_STRING", ""))
     ok = svc.signatures.is_valid(
         url,
-        request.form,
+        form,
         request.headers.get(twilio.SIGNATURE_HEADER),
         request.headers.get(twilio.SIGNATURE_SETTINGS_HEADER),
     )
     if not ok:
         log.warning("rejected request with a missing or invalid Twilio signature for %s", url)
         abort(403, description="invalid or missing X-Twilio-Signature")
+    return form
 
 
 @bp.post("/webhooks/twilio")
 def inbound() -> Response:
-    _require_twilio_signature()
     svc = services()
+    form = _require_twilio_signature(svc)
     try:
-        message = twilio.parse_inbound(request.form)
+        message = twilio.parse_inbound(form)
     except twilio.MalformedRequest as error:
         abort(400, description=f"malformed Twilio webhook: {error}")
     outcome = consent.handle_inbound(message, svc.config, svc.store)
-    if outcome.match is not None:
+    if outcome.match is not None and log.isEnabledFor(logging.INFO):
         log.info(
             "inbound %s on %s from %s: %s (%s %r, %s)%s",
             message.message_id, outcome.channel, mask(message.address), outcome.match.intent,
@@ -59,10 +72,10 @@ def inbound() -> Response:
 
 @bp.post("/webhooks/twilio/status")
 def status() -> Response:
-    _require_twilio_signature()
     svc = services()
+    form = _require_twilio_signature(svc)
     try:
-        callback = twilio.parse_status(request.form)
+        callback = twilio.parse_status(form)
     except twilio.MalformedRequest as error:
         abort(400, description=f"malformed Twilio status callback: {error}")
     if callback.error_code in CARRIER_BLOCK_CODES and not callback.is_whatsapp:

@@ -21,8 +21,6 @@ CREATE TABLE IF NOT EXISTS consent_events (
 CREATE INDEX IF NOT EXISTS consent_events_by_address
     ON consent_events (channel, address, occurred_at);
 
-CREATE INDEX IF NOT EXISTS consent_events_by_time ON consent_events (occurred_at);
-
 CREATE TABLE IF NOT EXISTS subscriptions (
     channel TEXT NOT NULL,
     address TEXT NOT NULL,
@@ -31,9 +29,6 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     event_id BIGINT NOT NULL REFERENCES consent_events (id),
     PRIMARY KEY (channel, address)
 );
-
-CREATE INDEX IF NOT EXISTS subscriptions_unsubscribed
-    ON subscriptions (channel, status);
 
 -- The log is evidence: rows are never changed or removed.
 CREATE OR REPLACE FUNCTION consent_events_append_only() RETURNS trigger

@@ -1,4 +1,6 @@
 -- The append-only consent log and the current status it implies.
+-- Indexes are only those today's queries use: each one costs every webhook write
+-- (benchmarks/README.md). Add one with the query that needs it.
 CREATE TABLE IF NOT EXISTS consent_events (
     id INTEGER PRIMARY KEY,
     channel TEXT NOT NULL,
@@ -19,8 +21,6 @@ CREATE TABLE IF NOT EXISTS consent_events (
 CREATE INDEX IF NOT EXISTS consent_events_by_address
     ON consent_events (channel, address, occurred_at);
 
-CREATE INDEX IF NOT EXISTS consent_events_by_time ON consent_events (occurred_at);
-
 CREATE TABLE IF NOT EXISTS subscriptions (
     channel TEXT NOT NULL,
     address TEXT NOT NULL,
@@ -29,9 +29,6 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     event_id INTEGER NOT NULL REFERENCES consent_events (id),
     PRIMARY KEY (channel, address)
 ) WITHOUT ROWID;
-
-CREATE INDEX IF NOT EXISTS subscriptions_unsubscribed
-    ON subscriptions (channel, status);
 
 -- The log is evidence: rows are never changed or removed.
 CREATE TRIGGER IF NOT EXISTS consent_events_no_update
