@@ -41,9 +41,12 @@ class TcpProxy:
         for sock in sockets:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                sock.close()
+                # shutdown() first: close() alone does not end a recv() blocked in a pump
+                # thread, and the peer would never hear that the connection is gone.
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            sock.close()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -61,6 +64,10 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if listener is not self._listener:  # stopped while connecting upstream
+                    client.close()
+                    upstream.close()
+                    return
                 self._sockets.update((client, upstream))
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()

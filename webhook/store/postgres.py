@@ -28,7 +28,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from webhook.domain import STATUS_OF_ACTION, ConsentEvent, Recorded, Subscription
+from webhook.domain import ConsentEvent, Recorded, Subscription
 from webhook.store import StoreUnavailable, migration_files
 
 POOL_MIN_SIZE = 1
@@ -42,11 +42,12 @@ RECONNECT_TIMEOUT = 10.0
 LOCK_TIMEOUT = "5s"  # a write waits this long for a row/advisory lock, then 503 (as SQLite's busy timeout)
 MIGRATION_LOCK_TIMEOUT = "60s"  # processes starting together wait for the one that migrates
 CHUNK = 1000
-TCP_SETTINGS = {"keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3, "tcp_user_timeout": 10_000}
+# A database that goes silent (no reset: a partition, a dead host) is noticed within
+# about 5 + 2 x 3 = 11 s, inside Twilio's 15 s and gunicorn's worker timeout.
+TCP_SETTINGS = {"keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3, "tcp_user_timeout": 10_000}
 
 # Advisory lock keys. The one-key (bigint) and two-key (int, int) spaces never overlap.
 MIGRATION_LOCK = 0x756E7375625F6D67  # b"unsub_mg"
-RECORD_LOCK_CLASS = 0x756E7362  # b"unsb", paired with hashtext(channel:address)
 
 EVENT_COLUMNS = (
     "id, channel, address, action, source, keyword, language, match_kind, raw_text, "
@@ -274,14 +275,10 @@ class PostgresStore:
     # -- writes ------------------------------------------------------------------
 
     def record(self, event: ConsentEvent) -> Recorded:
+        # One statement in autocommit mode: one transaction, one round trip.
         with self._connection("record consent event") as conn:
-            with conn.transaction():
-                created = _append(conn, event, None)
-                row = conn.execute(
-                    "SELECT status FROM subscriptions WHERE channel = %s AND address = %s",
-                    (_clean(event.channel), _clean(event.address)),
-                ).fetchone()
-        return Recorded(created=created, status=row["status"] if row else "unknown")
+            added, status = _append(conn, event, None)
+        return Recorded(created=added, status=status)
 
     def import_events(self, events: list[ConsentEvent]) -> int:
         """Append events recorded elsewhere (a copy or an import), in one transaction.
@@ -293,7 +290,7 @@ class PostgresStore:
         with self._connection("import consent events") as conn:
             with conn.transaction():
                 for event in events:
-                    added += _append(conn, event, event.recorded_at)
+                    added += _append(conn, event, event.recorded_at)[0]
         return added
 
     # -- reads -------------------------------------------------------------------
@@ -375,38 +372,24 @@ class PostgresStore:
                 self._inherited.append(pool)
 
 
-def _append(conn: psycopg.Connection, event: ConsentEvent, recorded_at: datetime | None) -> bool:
-    """Insert one event and move the current status if it is the latest; False for a repeat.
+def _append(conn: psycopg.Connection, event: ConsentEvent, recorded_at: datetime | None) -> tuple[bool, str]:
+    """Record one event with ``unsub_append_event`` (migration 0002): (added, status after it).
 
-    Events for one channel and address are serialised by an advisory lock held until
-    the transaction ends, so the status always equals the latest event.
+    The function locks the channel and address until its transaction ends, so events for
+    one address are recorded one at a time and the status always equals the latest event.
     """
-    channel, address = _clean(event.channel), _clean(event.address)
-    occurred = _utc(event.occurred_at)
-    conn.execute("SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", (RECORD_LOCK_CLASS, f"{channel}:{address}"))
-    inserted = conn.execute(
-        "INSERT INTO consent_events (channel, address, action, source, keyword, language, "
-        "match_kind, raw_text, message_id, config_version, reason, occurred_at, recorded_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, COALESCE(%s, now())) "
-        "ON CONFLICT (message_id) DO NOTHING RETURNING id",
+    row = conn.execute(
+        "SELECT out_added, out_status FROM unsub_append_event("
+        "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
-            channel, address, _clean(event.action), _clean(event.source), _clean(event.keyword),
-            _clean(event.language), _clean(event.match_kind), _clean(event.raw_text),
-            _clean(event.message_id), _clean(event.config_version), _clean(event.reason), occurred,
-            _utc(recorded_at) if recorded_at else None,
+            _clean(event.channel), _clean(event.address), _clean(event.action), _clean(event.source),
+            _clean(event.keyword), _clean(event.language), _clean(event.match_kind), _clean(event.raw_text),
+            _clean(event.message_id), _clean(event.config_version), _clean(event.reason),
+            _utc(event.occurred_at), _utc(recorded_at) if recorded_at else None,
         ),
     ).fetchone()
-    if inserted is None:
-        return False
-    # The latest event wins; on equal times the later-recorded one does.
-    conn.execute(
-        "INSERT INTO subscriptions (channel, address, status, updated_at, event_id) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (channel, address) DO UPDATE SET "
-        "status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, event_id = EXCLUDED.event_id "
-        "WHERE EXCLUDED.updated_at >= subscriptions.updated_at",
-        (channel, address, STATUS_OF_ACTION[event.action], occurred, inserted["id"]),
-    )
-    return True
+    assert row is not None
+    return bool(row["out_added"]), row["out_status"]
 
 
 def _redact(url: str) -> str:

@@ -26,7 +26,6 @@ from webhook.store import StoreUnavailable, migration_files
 
 BUSY_TIMEOUT_MS = 5000
 CHUNK = 500
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 EVENT_COLUMNS = (
     "id, channel, address, action, source, keyword, language, match_kind, raw_text, "
@@ -35,12 +34,12 @@ EVENT_COLUMNS = (
 
 
 def to_text(moment: datetime) -> str:
-    """Fixed-width UTC text, so that text order is time order."""
-    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
+    """Fixed-width UTC text (2026-11-26T10:00:00.000000Z), so that text order is time order."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def from_text(text: str) -> datetime:
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text)
 
 
 def row_to_event(row: dict) -> ConsentEvent:
