@@ -53,16 +53,21 @@ def safe_text(text: str | None, limit: int = MAX_RAW_TEXT) -> str | None:
     return _UNSAFE.sub("", text)[:limit]
 
 
-def _decide(msg: InboundMessage, channel: Channel) -> Match | None:
+def _decide(msg: InboundMessage, channel: Channel) -> tuple[Match | None, str]:
+    """The match and the text it was found in (the button payload, else the body)."""
     # A WhatsApp quick-reply's payload is what the business defined: it wins over Body.
-    found = match(msg.button_payload, channel.index) if msg.button_payload else None
+    found, text = None, msg.body
+    if msg.button_payload:
+        found = match(msg.button_payload, channel.index)
+        if found is not None:
+            text = msg.button_payload
     if found is None:
         found = match(msg.body, channel.index)
     hint = PROVIDER_INTENTS.get((msg.provider_intent or "").upper())
     if hint and (found is None or found.intent != hint):
         # The provider matched it with its own list: trust it, we have the raw text.
-        found = Match(hint, (msg.button_payload or msg.body).strip()[:40] or hint, channel.languages[0], "provider")
-    return found
+        found = Match(hint, text.strip()[:40] or hint, channel.languages[0], "provider")
+    return found, text
 
 
 def handle_inbound(msg: InboundMessage, config: KeywordConfig, store: Store) -> Outcome:
@@ -72,7 +77,7 @@ def handle_inbound(msg: InboundMessage, config: KeywordConfig, store: Store) -> 
     returns; a repeated message id records nothing new and gets the same reply.
     """
     channel = config.channel_for(msg.channel_type, msg.to, msg.messaging_service_sid)
-    found = _decide(msg, channel)
+    found, text = _decide(msg, channel)
     if found is None:
         return Outcome(channel.name, None, None, None)
     recorded = None
@@ -87,7 +92,7 @@ def handle_inbound(msg: InboundMessage, config: KeywordConfig, store: Store) -> 
                 keyword=found.keyword,
                 language=found.language,
                 match_kind=found.kind,
-                raw_text=safe_text(msg.button_payload or msg.body),
+                raw_text=safe_text(text),
                 message_id=msg.message_id,
                 config_version=config.version,
             )

@@ -158,3 +158,9 @@ def test_audience_gates_campaigns_only(store):
 def test_audience_reads_national_numbers_with_a_default_region(store):
     assert consent.audience(CONFIG, store, "sms", "campaign", ["(415) 555-0124"], region="US").sendable == ["+14155550124"]
     assert consent.audience(CONFIG, store, "sms", "campaign", ["(415) 555-0124"]).invalid == ["(415) 555-0124"]
+
+
+def test_raw_text_is_the_text_that_matched(store):
+    consent.handle_inbound(inbound("Stop promotions", "whatsapp", sid="SMa", button_payload="btn_7f3a"), CONFIG, store)
+    consent.handle_inbound(inbound("Keep me posted", "whatsapp", sid="SMb", button_payload="STOP"), CONFIG, store)
+    assert [e.raw_text for e in store.events] == ["Stop promotions", "STOP"]
