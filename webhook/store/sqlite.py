@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 from urllib.parse import parse_qsl
 
 import sqlite_utils
@@ -25,6 +26,8 @@ from webhook.settings import sqlite_path
 from webhook.store import StoreUnavailable, migration_files
 
 BUSY_TIMEOUT_MS = 5000
+BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+T = TypeVar("T")
 CHUNK = 500
 
 EVENT_COLUMNS = (
@@ -86,6 +89,9 @@ class SQLiteStore:
             # slower on this disk: benchmarks/README.md).
             conn.execute("PRAGMA synchronous = FULL" if self.synchronous == "FULL" else "PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # From here SQLite never sleeps on a lock itself (its busy handler sleeps 1 ms
+            # and more, 15x a STOP's whole transaction): _when_free waits in short steps.
+            conn.execute("PRAGMA busy_timeout = 0")
         except (sqlite3.Error, OSError) as error:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {error}") from error
         return sqlite_utils.Database(conn)
@@ -107,7 +113,7 @@ class SQLiteStore:
         """
         conn = self.db.conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            _when_free(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
                 yield conn
                 conn.execute("COMMIT")
@@ -117,11 +123,11 @@ class SQLiteStore:
         except sqlite3.OperationalError as error:
             raise StoreUnavailable(f"cannot {doing} in {self.path}: {error}") from error
 
-    def _query(self, sql: str, params: Iterable = ()) -> Iterator[dict]:
+    def _query(self, sql: str, params: Iterable = ()) -> list[dict]:
         try:
-            yield from self.db.query(sql, tuple(params))
+            return _when_free(lambda: list(self.db.query(sql, tuple(params))))
         except sqlite3.OperationalError as error:
-            raise StoreUnavailable(str(error)) from error
+            raise StoreUnavailable(f"cannot read {self.path}: {error}") from error
 
     # -- schema ------------------------------------------------------------------
 
@@ -232,6 +238,26 @@ class SQLiteStore:
         if db is not None and getattr(self._local, "pid", None) == os.getpid():
             db.conn.close()
         self._local.db = None
+
+
+def _when_free(action: Callable[[], T]) -> T:
+    """Run ``action``, retrying while the database is locked, for up to BUSY_TIMEOUT_MS.
+
+    Waits start at 50 us and double up to 5 ms: a webhook's write holds the lock for
+    well under a millisecond, so a short wait usually suffices. Past the timeout the
+    last "database is locked" error is raised (StoreUnavailable for the callers).
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.00005
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as error:
+            # The primary code (low byte) of an extended one such as SQLITE_BUSY_RECOVERY.
+            if (error.sqlite_errorcode & 0xFF) not in BUSY_CODES or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.005)
 
 
 def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime) -> tuple[bool, str | None]:
