@@ -81,9 +81,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.session_interface = AdminOnlySessions()
     app.extensions["unsub"] = Services(settings, store, config, SignatureChecker(settings.twilio_auth_token))
 
-    from webhook.web import api, errors, health, webhooks
+    from webhook.web import api, email, errors, health, webhooks
 
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(email.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     errors.init_app(app)

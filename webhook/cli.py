@@ -228,6 +228,45 @@ def copy_db(source: str, target: str, batch: int) -> None:
     click.echo(f"copied {copied} of {total} consent events into {target_store.kind}")
 
 
+@main.group(context_settings=CONTEXT)
+def email() -> None:
+    """E-mail unsubscribe links.
+
+    Example: unsub email link bob@example.com
+    """
+
+
+@email.command("link", context_settings=CONTEXT)
+@click.argument("address")
+@click.option("--channel", default="email", show_default=True, help="E-mail channel name.")
+@click.option("--base-url", envvar="PUBLIC_BASE_URL", default="http://127.0.0.1:5000", show_default=True,
+              help="The service's public URL (default: $PUBLIC_BASE_URL, else the local server).")
+@click.option("--mailto", help="Also offer a mailto: unsubscribe address in List-Unsubscribe.")
+@click.option("--secret-key", envvar="SECRET_KEY", help="Signing key (default: $SECRET_KEY, else ./instance/secrets.env).")
+def email_link(address: str, channel: str, base_url: str, mailto: str | None, secret_key: str | None) -> None:
+    """Print the unsubscribe URL and the two List-Unsubscribe headers for one address.
+
+    The link never expires. GET shows the page; a one-click POST unsubscribes:
+    curl -X POST -d List-Unsubscribe=One-Click URL
+
+    Example: unsub email link bob@example.com --base-url https://unsub.example.com
+    """
+    from webhook.addresses import normalise_email
+    from webhook.email_tokens import list_unsubscribe_headers, make_token, unsubscribe_url
+
+    normal = normalise_email(address)
+    if normal is None:
+        _fail(f"{address!r} is not an e-mail address")
+    if not secret_key:
+        if not (Path("instance") / "secrets.env").is_file():
+            _fail("no signing key: set SECRET_KEY or run `unsub serve` in this folder first")
+        secret_key = load_local_secrets(Path("instance"))["SECRET_KEY"]
+    url = unsubscribe_url(base_url, make_token(secret_key, channel, normal))
+    click.echo(url)
+    for name, value in list_unsubscribe_headers(url, mailto).items():
+        click.echo(f"{name}: {value}")
+
+
 @main.command("settings", context_settings=CONTEXT)
 def list_settings() -> None:
     """List every environment variable the service reads.

@@ -11,6 +11,7 @@ from webhook.addresses import normalise_address
 from webhook.domain import (
     ACTION_OF_STATUS,
     ConsentEvent,
+    InboundMail,
     InboundMessage,
     Recorded,
     Subscription,
@@ -216,3 +217,78 @@ def lookup(config: KeywordConfig, store: Store, channel_name: str, raw_address: 
     """Current status and history of one address on one channel."""
     channel, address = resolve(config, channel_name, raw_address, region)
     return channel.name, address, store.subscription(channel.name, address), store.history(channel.name, address)
+
+
+def email_channel(config: KeywordConfig, channel_name: str) -> Channel:
+    """The e-mail channel a token or mail belongs to; the default one if it no longer exists.
+
+    Unsubscribe links never expire, so a link minted for a channel removed since must
+    still unsubscribe the contact from e-mail.
+    """
+    channel = config.channel(channel_name)
+    if channel is None or channel.type != "email":
+        channel = config.channels["email"]
+    return channel
+
+
+def set_email_preference(
+    config: KeywordConfig,
+    store: Store,
+    channel_name: str,
+    address: str,
+    action: str,
+    source: str,
+    reason: str | None = None,
+) -> tuple[str, Recorded | None]:
+    """Unsubscribe or re-subscribe an address from a link or page (sources ``one_click``, ``page``).
+
+    Idempotent: when the status already is what the action asks for, nothing is
+    recorded (mailbox providers may repeat a one-click POST). Returns the channel name
+    and what was recorded.
+    """
+    channel = email_channel(config, channel_name)
+    current = store.subscription(channel.name, address)
+    wanted = "unsubscribed" if action == "opt_out" else "subscribed"
+    if current is not None and current.status == wanted:
+        return channel.name, None
+    recorded = store.record(
+        ConsentEvent(
+            channel=channel.name,
+            address=address,
+            action=action,  # type: ignore[arg-type]
+            source=source,
+            occurred_at=utcnow(),
+            match_kind=source,
+            config_version=config.version,
+            reason=safe_text(reason, 500) if reason else None,
+        )
+    )
+    return channel.name, recorded
+
+
+def handle_inbound_mail(mail: InboundMail, config: KeywordConfig, store: Store) -> Match | None:
+    """A mail whose subject or first line is an opt-out unsubscribes its sender from e-mail.
+
+    Only opt-outs count by mail: nobody is re-subscribed by a message we cannot answer.
+    """
+    channel = config.channels["email"]
+    for text in (mail.subject, mail.first_line):
+        found = match(text, channel.index)
+        if found is not None and found.intent == "opt_out":
+            store.record(
+                ConsentEvent(
+                    channel=channel.name,
+                    address=mail.sender,
+                    action="opt_out",
+                    source="inbound_mail",
+                    occurred_at=utcnow(),
+                    keyword=found.keyword,
+                    language=found.language,
+                    match_kind=found.kind,
+                    raw_text=safe_text(text),
+                    message_id=mail.message_id,
+                    config_version=config.version,
+                )
+            )
+            return found
+    return None

@@ -40,6 +40,16 @@ class InboundMessage:
 
 
 @dataclass(frozen=True)
+class InboundMail:
+    """A provider-neutral inbound e-mail, reduced to what unsubscribing needs."""
+
+    sender: str  # normalised e-mail address
+    subject: str  # without Re:/Fwd: prefixes
+    first_line: str  # first non-empty line of the plain-text body
+    message_id: str | None
+
+
+@dataclass(frozen=True)
 class ConsentEvent:
     """One change of consent, as recorded in the append-only log."""
 

@@ -14,7 +14,8 @@ from typing import Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 MIN_SECRET_LENGTH = 16
-SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN")
+SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN")  # generated for local development
+OPTIONAL_SECRETS = ("SENDGRID_INBOUND_SECRET", "MAILGUN_SIGNING_KEY")
 PACKAGED_KEYWORDS = Path(__file__).with_name("keywords.yaml")
 
 
@@ -56,6 +57,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "signed when the app runs behind a proxy or TLS terminator.",
     ),
     SettingSpec(
+        "SENDGRID_INBOUND_SECRET",
+        "none: the SendGrid inbound-mail webhook refuses everything (403)",
+        "Secret path segment of the SendGrid Inbound Parse URL "
+        "(`/webhooks/email/sendgrid/SECRET`, 16+ characters).",
+    ),
+    SettingSpec(
+        "MAILGUN_SIGNING_KEY",
+        "none: the Mailgun inbound-mail webhook refuses everything (403)",
+        "Mailgun's webhook signing key; checks the signature of `/webhooks/email/mailgun`.",
+    ),
+    SettingSpec(
         "DEFAULT_REGION",
         "none",
         "Two-letter country code used to read phone numbers written without `+` "
@@ -84,6 +96,8 @@ class Settings:
     secret_key: str | None = None
     public_base_url: str | None = None
     default_region: str | None = None
+    sendgrid_inbound_secret: str | None = None
+    mailgun_signing_key: str | None = None
     # Where generated local-development secrets live (None in production).
     instance_path: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -198,7 +212,7 @@ def from_env(
             if not env.get(name):
                 env[name] = generated[name]
 
-    for name in SECRET_NAMES:
+    for name in SECRET_NAMES + OPTIONAL_SECRETS:
         value = env.get(name)
         if value is not None and value != "" and len(value) < MIN_SECRET_LENGTH:
             raise SettingsError(f"{name} is shorter than {MIN_SECRET_LENGTH} characters; use a long random value")
@@ -219,6 +233,8 @@ def from_env(
         secret_key=env["SECRET_KEY"],
         public_base_url=_check_public_base_url(public) if public else None,
         default_region=_check_region(region) if region else None,
+        sendgrid_inbound_secret=env.get("SENDGRID_INBOUND_SECRET") or None,
+        mailgun_signing_key=env.get("MAILGUN_SIGNING_KEY") or None,
         instance_path=instance_path,
     )
 

@@ -12,7 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from tests.e2e.servers import BIN, Server, free_port
+import requests
+
 from webhook.cli import main
+from webhook.settings import load_local_secrets
 from webhook.settings import PACKAGED_KEYWORDS
 
 
@@ -25,7 +28,7 @@ def test_version_and_help(runner):
     assert runner.invoke(main, ["--version"]).output.startswith("unsub, version ")
     result = runner.invoke(main, ["-h"])
     assert result.exit_code == 0
-    for command in ("serve", "check", "match", "simulate", "migrate", "settings"):
+    for command in ("serve", "check", "match", "simulate", "migrate", "copy-db", "email", "settings"):
         assert command in result.output
 
 
@@ -92,6 +95,18 @@ def test_newcomer_serves_and_simulates_a_stop(tmp_path):
         assert (tmp_path / "instance" / "secrets.env").is_file()
         forged = subprocess.run([unsub, "simulate", "STOP", "--url", url, "--token", "x" * 20], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
         assert forged.returncode == 1 and "HTTP 403" in forged.stdout
+
+        # README, e-mail: `unsub email link` then `curl -X POST -d List-Unsubscribe=One-Click URL`.
+        base = f"http://127.0.0.1:{port}"
+        link = subprocess.run([unsub, "email", "link", "Dana@Example.com", "--base-url", base], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+        assert link.returncode == 0, link.stderr
+        unsubscribe_url = link.stdout.splitlines()[0]
+        assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in link.stdout
+        one_click = requests.post(unsubscribe_url, data={"List-Unsubscribe": "One-Click"}, allow_redirects=False, timeout=10)
+        assert one_click.status_code == 200
+        admin = load_local_secrets(tmp_path / "instance")["ADMIN_TOKEN"]
+        status = requests.get(f"{base}/api/v1/subscriptions/email/dana@example.com", headers={"Authorization": f"Bearer {admin}"}, timeout=10)
+        assert status.json()["status"] == "unsubscribed"
     finally:
         server.stop()
 

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from ruamel.yaml import YAML
 
 from webhook import consent
+from webhook.addresses import normalise_email
+from webhook.email_tokens import list_unsubscribe_headers, make_token, unsubscribe_url
 from webhook.domain import ConsentEvent, iso
 from webhook.web import services
 from webhook.web.errors import error_response
@@ -137,6 +139,34 @@ def post_audience() -> Response:
     except consent.UnknownChannel as error:
         return error_response(404, "unknown_channel", str(error))
     return jsonify({"sendable": result.sendable, "suppressed": result.suppressed, "invalid": result.invalid})
+
+
+class EmailLinksBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    addresses: list[StrictStr] = Field(min_length=1, max_length=MAX_AUDIENCE)
+    channel: StrictStr = "email"
+    mailto: StrictStr | None = Field(default=None, max_length=254)
+
+
+@bp.post("/email/links")
+def post_email_links() -> Response:
+    """Unsubscribe links and List-Unsubscribe headers for campaign e-mails."""
+    svc = services()
+    body = _json_body(EmailLinksBody)
+    assert isinstance(body, EmailLinksBody)
+    channel = svc.config.channel(body.channel)
+    if channel is None or channel.type != "email":
+        return error_response(404, "unknown_channel", f"{body.channel!r} is not an e-mail channel")
+    base = svc.settings.public_base_url or request.host_url.rstrip("/")
+    links, invalid = [], []
+    for raw in body.addresses:
+        address = normalise_email(raw)
+        if address is None:
+            invalid.append(raw)
+            continue
+        url = unsubscribe_url(base, make_token(svc.settings.secret_key or "", channel.name, address))
+        links.append({"address": address, "url": url, "headers": list_unsubscribe_headers(url, body.mailto)})
+    return jsonify({"links": links, "invalid": invalid})
 
 
 @bp.get("/openapi.json")
