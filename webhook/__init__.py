@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from flask import Flask, Request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 
+from webhook.configuration import KeywordConfigs
 from webhook.keywords import KeywordConfig, KeywordConfigError, load_file
 from webhook.providers.twilio import SignatureChecker
 from webhook.settings import Settings, SettingsError, from_env
@@ -37,8 +38,13 @@ class Services:
 
     settings: Settings
     store: Store
-    config: KeywordConfig
+    keywords: KeywordConfigs
     signatures: SignatureChecker
+
+    @property
+    def config(self) -> KeywordConfig:
+        """The running keyword configuration (a newer saved version is picked up within seconds)."""
+        return self.keywords.current()
 
 
 def load_keywords(settings: Settings) -> KeywordConfig:
@@ -60,16 +66,17 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     setting stops start-up with SettingsError (one line naming the setting).
     """
     settings = settings or from_env()
-    config = load_keywords(settings)
+    load_keywords(settings)  # a bad file stops start-up with one line
     if store is None:
         store = open_store(settings.database_url)
-        try:
-            store.migrate()
-        except StoreUnavailable as error:
-            raise SettingsError(f"DATABASE_URL cannot be used: {error}") from None
-        finally:
-            # Workers forked after this open their own connections.
-            store.close()
+    try:
+        store.migrate()
+        keywords = KeywordConfigs.start(store, settings.keywords_file)
+    except StoreUnavailable as error:
+        raise SettingsError(f"DATABASE_URL cannot be used: {error}") from None
+    finally:
+        # Workers forked after this open their own connections.
+        store.close()
 
     app = Flask(__name__)
     app.config.update(
@@ -79,7 +86,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.session_interface = AdminOnlySessions()
-    app.extensions["unsub"] = Services(settings, store, config, SignatureChecker(settings.twilio_auth_token))
+    app.extensions["unsub"] = Services(settings, store, keywords, SignatureChecker(settings.twilio_auth_token))
 
     from webhook.web import api, email, errors, health, webhooks
 

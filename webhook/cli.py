@@ -229,6 +229,42 @@ def copy_db(source: str, target: str, batch: int) -> None:
 
 
 @main.group(context_settings=CONTEXT)
+def keywords() -> None:
+    """The keyword configuration versions stored in the database.
+
+    Example: unsub keywords export -o keywords.yaml
+    """
+
+
+@keywords.command("export", context_settings=CONTEXT)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file (default: standard output).")
+@click.option("--version", "number", type=int, help="A version number (default: the running one).")
+def keywords_export(output: str | None, number: int | None) -> None:
+    """Write the current (or a given) keyword version back to YAML, comments included.
+
+    Example: DATABASE_URL=postgresql://... unsub keywords export -o keywords.yaml
+    """
+    from webhook.store import StoreUnavailable, open_store
+
+    try:
+        store = open_store(from_env(local=True).database_url)
+        store.migrate()
+        version = store.keyword_version(number) if number else store.latest_keyword_version()
+    except SettingsError as error:
+        _fail(error.message)
+    except StoreUnavailable as error:
+        _fail(str(error))
+    store.close()
+    if version is None:
+        _fail("no such keyword version" if number else "no keyword version yet: start the service once")
+    if output:
+        Path(output).write_text(version.yaml, encoding="utf-8")
+        click.echo(f"version {version.number} ({version.source}, {version.created_at:%Y-%m-%d %H:%M} UTC) written to {output}", err=True)
+    else:
+        click.echo(version.yaml, nl=False)
+
+
+@main.group(context_settings=CONTEXT)
 def email() -> None:
     """E-mail unsubscribe links.
 

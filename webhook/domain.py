@@ -83,3 +83,29 @@ class Recorded:
 
     created: bool
     status: Status
+
+
+@dataclass(frozen=True)
+class KeywordVersion:
+    """One accepted keyword configuration. ``source``: file, api, admin or rollback."""
+
+    number: int
+    content_hash: str
+    document: str  # JSON
+    yaml: str
+    source: str
+    author: str | None
+    note: str | None
+    diff: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewKeywordVersion:
+    content_hash: str
+    document: str
+    yaml: str
+    source: str
+    author: str | None = None
+    note: str | None = None
+    diff: str | None = None

@@ -351,7 +351,7 @@ def config_version(document: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
-def parse_document(document: Any, source: str = "keyword configuration") -> KeywordConfig:
+def parse_document(document: Any, source: str = "keyword configuration", version: str | None = None) -> KeywordConfig:
     """Validate a plain document (dicts and lists). Raises KeywordConfigError listing every problem."""
     if not isinstance(document, dict):
         raise KeywordConfigError([ConfigProblem("", "the document must be a mapping with brand, support and channels")], source)
@@ -373,7 +373,7 @@ def parse_document(document: Any, source: str = "keyword configuration") -> Keyw
     if problems:
         raise KeywordConfigError(problems, source)
     plain = json.loads(json.dumps(document))
-    return KeywordConfig(plain, model, config_version(plain))
+    return KeywordConfig(plain, model, version or config_version(plain))
 
 
 def _yaml_loader() -> YAML:
@@ -407,3 +407,55 @@ def load_file(path: Path) -> KeywordConfig:
     except (OSError, UnicodeDecodeError) as error:
         raise KeywordConfigError([ConfigProblem("", f"cannot read the file: {error}")], str(path)) from None
     return parse_yaml(text, str(path))
+
+
+def _round_trip_yaml() -> YAML:
+    yaml = YAML(typ="rt", pure=True)
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never fold a reply across lines
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _merge(target: Any, source: Any) -> Any:
+    """``source``'s values in ``target``'s commented structure: keys kept keep their
+    comments and order, removed keys go, new keys are appended."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(target, CommentedMap) and isinstance(source, dict):
+        for key in [k for k in target if k not in source]:
+            del target[key]
+        for key, value in source.items():
+            target[key] = _merge(target[key], value) if key in target else value
+        return target
+    if isinstance(target, CommentedSeq) and isinstance(source, list):
+        # Replaced in place, so a list written inline ([STOP, END]) stays inline, and new
+        # items are quoted like the list's first item.
+        like = target[0] if len(target) else None
+        target[:] = [_styled(item, like) for item in source]
+        return target
+    return _styled(source, target)
+
+
+def _styled(value: Any, like: Any) -> Any:
+    """A new string value written in the quote style of the one it replaces."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+
+    if isinstance(value, str) and isinstance(like, (DoubleQuotedScalarString, SingleQuotedScalarString)):
+        return type(like)(value)
+    return value
+
+
+def to_yaml(document: dict[str, Any], template: str | None = None) -> str:
+    """The document as YAML. With ``template`` (the previous version's YAML), its
+    comments, key order and list style are kept (ruamel.yaml round trip)."""
+    yaml = _round_trip_yaml()
+    data: Any = document
+    if template:
+        try:
+            data = _merge(yaml.load(io.StringIO(template)), document)
+        except YAMLError:
+            data = document
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()

@@ -156,3 +156,24 @@ def test_copy_db_moves_every_event_and_refuses_a_full_target(runner, tmp_path, d
 def test_copy_db_refuses_unknown_schemes(runner):
     result = runner.invoke(main, ["copy-db", "mysql://x", "sqlite:///y.db"])
     assert result.exit_code == 1 and "unknown scheme 'mysql'" in result.output
+
+
+def test_keywords_export_writes_the_running_version(runner, tmp_path, monkeypatch):
+    from tests.conftest import make_settings
+    from webhook import create_app
+
+    database_url = f"sqlite:///{tmp_path / 'k.db'}"
+    app = create_app(make_settings(database_url))
+    headers = {"Authorization": f"Bearer {app.extensions['unsub'].settings.admin_token}"}
+    document = app.test_client().get("/api/v1/keywords", headers=headers).json["document"]
+    document["brand"] = "Exported Co"
+    app.test_client().put("/api/v1/keywords", json=document, headers=headers)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    out = tmp_path / "out.yaml"
+    result = runner.invoke(main, ["keywords", "export", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    assert 'brand: "Exported Co"' in text and "# How to edit this file" in text
+    first = runner.invoke(main, ["keywords", "export", "--version", "1"])
+    assert 'brand: "Example Co"' in first.output

@@ -187,3 +187,46 @@ def test_sqlite_synchronous_mode_comes_from_the_url(tmp_path, url_suffix, expect
         assert store.path == tmp_path / "s.db"
     finally:
         store.close()
+
+
+def new_version(content_hash="h1", source="file", **extra):
+    from webhook.domain import NewKeywordVersion
+
+    return NewKeywordVersion(content_hash=content_hash, document='{"brand": "x"}', yaml="brand: x # hi\n", source=source, **extra)
+
+
+def test_keyword_versions_are_numbered_and_listed_newest_first(store):
+    assert store.latest_keyword_version() is None and store.latest_keyword_version_number() == 0
+    first = store.add_keyword_version(new_version(author="deploy"))
+    second = store.add_keyword_version(new_version("h2", source="api", author="ops", note="add ALTO", diff="+ ALTO"))
+    assert (first.number, second.number) == (1, 2)
+    assert store.latest_keyword_version_number() == 2
+    assert store.latest_keyword_version().note == "add ALTO"
+    assert [v.number for v in store.keyword_versions()] == [2, 1]
+    assert store.keyword_version(1).yaml == "brand: x # hi\n" and store.keyword_version(1).created_at.tzinfo
+    assert store.keyword_version(99) is None
+
+
+def test_an_unchanged_file_adds_no_version_and_admin_edits_stay(store):
+    store.add_keyword_version(new_version("file-a"), only_if_file_changed=True)
+    store.add_keyword_version(new_version("admin-b", source="admin"))
+    again = store.add_keyword_version(new_version("file-a"), only_if_file_changed=True)
+    assert (again.number, again.content_hash) == (2, "admin-b")
+    changed = store.add_keyword_version(new_version("file-c"), only_if_file_changed=True)
+    assert (changed.number, changed.source) == (3, "file")
+
+
+def test_processes_starting_together_add_one_file_version(store, database_url):
+    def start():
+        own = open_store(database_url)
+        try:
+            own.add_keyword_version(new_version("file-z"), only_if_file_changed=True)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.latest_keyword_version_number() == 1

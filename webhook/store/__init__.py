@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
-from webhook.domain import ConsentEvent, Recorded, Subscription
+from webhook.domain import ConsentEvent, KeywordVersion, NewKeywordVersion, Recorded, Subscription
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -43,6 +43,25 @@ class Store(Protocol):
         """Which of these (normalised) addresses are unsubscribed on the channel."""
 
     def event_count(self, since: datetime | None = None) -> int: ...
+
+    def add_keyword_version(self, version: NewKeywordVersion, *, only_if_file_changed: bool = False) -> KeywordVersion:
+        """Append a keyword configuration version and return it.
+
+        ``only_if_file_changed``: for a file read at start-up; when the latest version that
+        came from the file has the same content hash, nothing is added and the latest
+        version of all is returned (an admin's later edits stay in force). Atomic, so
+        processes starting together add one version.
+        """
+
+    def latest_keyword_version(self) -> KeywordVersion | None: ...
+
+    def latest_keyword_version_number(self) -> int:
+        """0 when there is none; cheap, for polling."""
+
+    def keyword_version(self, number: int) -> KeywordVersion | None: ...
+
+    def keyword_versions(self, limit: int = 50, offset: int = 0) -> list[KeywordVersion]:
+        """Newest first."""
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""

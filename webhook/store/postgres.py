@@ -28,7 +28,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from webhook.domain import ConsentEvent, Recorded, Subscription
+from webhook.domain import ConsentEvent, KeywordVersion, NewKeywordVersion, Recorded, Subscription
 from webhook.store import StoreUnavailable, migration_files
 
 POOL_MIN_SIZE = 1
@@ -81,6 +81,17 @@ def _utc(moment: datetime) -> datetime:
 
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
+
+
+VERSION_COLUMNS = "id, content_hash, document, yaml, source, author, note, diff, created_at"
+
+
+def row_to_version(row: dict) -> KeywordVersion:
+    return KeywordVersion(
+        number=int(row["id"]), content_hash=row["content_hash"], document=row["document"], yaml=row["yaml"],
+        source=row["source"], author=row["author"], note=row["note"], diff=row["diff"],
+        created_at=_utc(row["created_at"]),
+    )
 
 
 def row_to_event(row: dict) -> ConsentEvent:
@@ -353,6 +364,56 @@ class PostgresStore:
                 ).fetchone()
         assert row is not None
         return int(row["n"])
+
+    # -- keyword configuration versions ---------------------------------------------
+
+    def add_keyword_version(self, version: NewKeywordVersion, *, only_if_file_changed: bool = False) -> KeywordVersion:
+        with self._connection("save keyword configuration") as conn:
+            with conn.transaction():
+                # One writer at a time, so processes starting together add one version.
+                conn.execute("LOCK TABLE keyword_versions IN SHARE ROW EXCLUSIVE MODE")
+                if only_if_file_changed:
+                    row = conn.execute(
+                        "SELECT content_hash FROM keyword_versions WHERE source = 'file' ORDER BY id DESC LIMIT 1"
+                    ).fetchone()
+                    latest = conn.execute(
+                        f"SELECT {VERSION_COLUMNS} FROM keyword_versions ORDER BY id DESC LIMIT 1"
+                    ).fetchone()
+                    if row is not None and row["content_hash"] == version.content_hash and latest is not None:
+                        return row_to_version(latest)
+                inserted = conn.execute(
+                    "INSERT INTO keyword_versions (content_hash, document, yaml, source, author, note, diff) "
+                    f"VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {VERSION_COLUMNS}",
+                    (
+                        version.content_hash, _clean(version.document), _clean(version.yaml), version.source,
+                        _clean(version.author), _clean(version.note), _clean(version.diff),
+                    ),
+                ).fetchone()
+        assert inserted is not None
+        return row_to_version(inserted)
+
+    def latest_keyword_version(self) -> KeywordVersion | None:
+        with self._connection("read keyword configuration") as conn:
+            row = conn.execute(f"SELECT {VERSION_COLUMNS} FROM keyword_versions ORDER BY id DESC LIMIT 1").fetchone()
+        return row_to_version(row) if row else None
+
+    def latest_keyword_version_number(self) -> int:
+        with self._connection("read keyword configuration") as conn:
+            row = conn.execute("SELECT coalesce(max(id), 0) AS n FROM keyword_versions").fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    def keyword_version(self, number: int) -> KeywordVersion | None:
+        with self._connection("read keyword configuration") as conn:
+            row = conn.execute(f"SELECT {VERSION_COLUMNS} FROM keyword_versions WHERE id = %s", (number,)).fetchone()
+        return row_to_version(row) if row else None
+
+    def keyword_versions(self, limit: int = 50, offset: int = 0) -> list[KeywordVersion]:
+        with self._connection("read keyword configuration") as conn:
+            rows = conn.execute(
+                f"SELECT {VERSION_COLUMNS} FROM keyword_versions ORDER BY id DESC LIMIT %s OFFSET %s", (limit, offset)
+            ).fetchall()
+        return [row_to_version(row) for row in rows]
 
     def ping(self) -> None:
         try:

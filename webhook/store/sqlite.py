@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import sqlite_utils
 
-from webhook.domain import STATUS_OF_ACTION, ConsentEvent, Recorded, Subscription, utcnow
+from webhook.domain import STATUS_OF_ACTION, ConsentEvent, KeywordVersion, NewKeywordVersion, Recorded, Subscription, utcnow
 from webhook.settings import sqlite_path
 from webhook.store import StoreUnavailable, migration_files
 
@@ -43,6 +43,17 @@ def to_text(moment: datetime) -> str:
 
 def from_text(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+VERSION_COLUMNS = "id, content_hash, document, yaml, source, author, note, diff, created_at"
+
+
+def row_to_version(row: dict) -> KeywordVersion:
+    return KeywordVersion(
+        number=row["id"], content_hash=row["content_hash"], document=row["document"], yaml=row["yaml"],
+        source=row["source"], author=row["author"], note=row["note"], diff=row["diff"],
+        created_at=from_text(row["created_at"]),
+    )
 
 
 def row_to_event(row: dict) -> ConsentEvent:
@@ -226,6 +237,48 @@ class SQLiteStore:
         else:
             rows = self._query("SELECT count(*) AS n FROM consent_events WHERE occurred_at >= ?", (to_text(since),))
         return next(iter(rows))["n"]
+
+    # -- keyword configuration versions ---------------------------------------------
+
+    def add_keyword_version(self, version: NewKeywordVersion, *, only_if_file_changed: bool = False) -> KeywordVersion:
+        with self._write("save keyword configuration") as conn:
+            if only_if_file_changed:
+                row = conn.execute(
+                    "SELECT content_hash FROM keyword_versions WHERE source = 'file' ORDER BY id DESC LIMIT 1"
+                ).fetchone()
+                latest = conn.execute("SELECT id FROM keyword_versions ORDER BY id DESC LIMIT 1").fetchone()
+                if row is not None and row[0] == version.content_hash and latest is not None:
+                    number = latest[0]
+                    return self._keyword_version_in(conn, number)
+            cursor = conn.execute(
+                "INSERT INTO keyword_versions (content_hash, document, yaml, source, author, note, diff, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (version.content_hash, version.document, version.yaml, version.source, version.author,
+                 version.note, version.diff, to_text(utcnow())),
+            )
+            return self._keyword_version_in(conn, cursor.lastrowid)
+
+    def _keyword_version_in(self, conn: sqlite3.Connection, number: int) -> KeywordVersion:
+        cursor = conn.execute(f"SELECT {VERSION_COLUMNS} FROM keyword_versions WHERE id = ?", (number,))
+        names = [d[0] for d in cursor.description]
+        return row_to_version(dict(zip(names, cursor.fetchone())))
+
+    def latest_keyword_version(self) -> KeywordVersion | None:
+        rows = self._query(f"SELECT {VERSION_COLUMNS} FROM keyword_versions ORDER BY id DESC LIMIT 1")
+        return row_to_version(rows[0]) if rows else None
+
+    def latest_keyword_version_number(self) -> int:
+        return self._query("SELECT coalesce(max(id), 0) AS n FROM keyword_versions")[0]["n"]
+
+    def keyword_version(self, number: int) -> KeywordVersion | None:
+        rows = self._query(f"SELECT {VERSION_COLUMNS} FROM keyword_versions WHERE id = ?", (number,))
+        return row_to_version(rows[0]) if rows else None
+
+    def keyword_versions(self, limit: int = 50, offset: int = 0) -> list[KeywordVersion]:
+        rows = self._query(
+            f"SELECT {VERSION_COLUMNS} FROM keyword_versions ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
+        )
+        return [row_to_version(row) for row in rows]
 
     def ping(self) -> None:
         try:

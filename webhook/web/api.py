@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import io
+import json
 from functools import lru_cache
 from importlib import resources
 from typing import Literal
@@ -13,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from ruamel.yaml import YAML
 
 from webhook import consent
+from webhook.keywords import KeywordConfigError, parse_document
+from webhook.matching import match
 from webhook.addresses import normalise_email
 from webhook.email_tokens import list_unsubscribe_headers, make_token, unsubscribe_url
 from webhook.domain import ConsentEvent, iso
@@ -167,6 +170,122 @@ def post_email_links() -> Response:
         url = unsubscribe_url(base, make_token(svc.settings.secret_key or "", channel.name, address))
         links.append({"address": address, "url": url, "headers": list_unsubscribe_headers(url, body.mailto)})
     return jsonify({"links": links, "invalid": invalid})
+
+
+# -- keyword configuration -------------------------------------------------------
+
+
+def _version_json(version, *, full: bool = False) -> dict:
+    body = {
+        "version": version.number,
+        "source": version.source,
+        "author": version.author,
+        "note": version.note,
+        "content_hash": version.content_hash,
+        "created_at": iso(version.created_at),
+    }
+    if full:
+        body["document"] = json.loads(version.document)
+        body["diff"] = version.diff
+    return body
+
+
+def _invalid_config(error: KeywordConfigError) -> Response:
+    response = jsonify({"error": "invalid keyword configuration", "errors": [p.as_dict() for p in error.problems]})
+    response.status_code = 422
+    return response
+
+
+def _wants_yaml() -> bool:
+    return request.accept_mimetypes.best_match(["application/json", "application/yaml"]) == "application/yaml"
+
+
+@bp.get("/keywords")
+def get_keywords() -> Response:
+    """The running configuration: JSON, or the YAML file (Accept: application/yaml)."""
+    version = services().keywords.version
+    if _wants_yaml():
+        return Response(version.yaml, mimetype="application/yaml", headers={"X-Keywords-Version": str(version.number)})
+    return jsonify(_version_json(version, full=True))
+
+
+@bp.put("/keywords")
+def put_keywords() -> Response:
+    """Save a new version (JSON document, or YAML text with Content-Type: application/yaml)."""
+    svc = services()
+    author = request.args.get("author") or "api"
+    note = request.args.get("note")
+    try:
+        if request.mimetype in ("application/yaml", "application/x-yaml", "text/yaml"):
+            text = request.get_data(as_text=True)
+            version, created = svc.keywords.save(None, yaml_text=text, source="api", author=author, note=note)
+        else:
+            document = request.get_json(silent=True)
+            if document is None:
+                abort(400, description="send the configuration as JSON, or as YAML with Content-Type: application/yaml")
+            version, created = svc.keywords.save(document, source="api", author=author, note=note)
+    except KeywordConfigError as error:
+        return _invalid_config(error)
+    body = _version_json(version, full=True)
+    body["created"] = created
+    return jsonify(body)
+
+
+class TryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    text: StrictStr = Field(max_length=1600)
+    channel: StrictStr = "sms"
+    document: dict | None = None
+
+
+@bp.post("/keywords/try")
+def try_keywords() -> Response:
+    """Dry run: what a message would do on a channel, under the running or a proposed configuration."""
+    svc = services()
+    body = _json_body(TryBody)
+    assert isinstance(body, TryBody)
+    try:
+        config = parse_document(body.document) if body.document is not None else svc.config
+    except KeywordConfigError as error:
+        return _invalid_config(error)
+    channel = config.channel(body.channel)
+    if channel is None:
+        return error_response(404, "unknown_channel", f"unknown channel {body.channel!r}")
+    found = match(body.text, channel.index)
+    return jsonify({
+        "channel": channel.name,
+        "intent": found.intent if found else None,
+        "keyword": found.keyword if found else None,
+        "language": found.language if found else None,
+        "kind": found.kind if found else None,
+        "reply": channel.reply(found.intent, found.language) if found else None,
+        "changes_subscription": bool(found and found.intent in ("opt_out", "opt_in")),
+    })
+
+
+@bp.get("/keywords/versions")
+def list_keyword_versions() -> Response:
+    limit = max(1, min(request.args.get("limit", 50, type=int) or 50, 200))
+    offset = max(0, request.args.get("offset", 0, type=int) or 0)
+    versions = services().store.keyword_versions(limit, offset)
+    return jsonify({"versions": [_version_json(v) for v in versions], "current": services().keywords.version.number})
+
+
+@bp.get("/keywords/versions/<int:number>")
+def get_keyword_version(number: int) -> Response:
+    version = services().store.keyword_version(number)
+    if version is None:
+        return error_response(404, "not_found", f"no keyword version {number}")
+    return jsonify(_version_json(version, full=True))
+
+
+@bp.post("/keywords/versions/<int:number>/rollback")
+def rollback_keywords(number: int) -> Response:
+    """A new version with the content of version ``number``."""
+    version = services().keywords.rollback(number, author=request.args.get("author") or "api")
+    if version is None:
+        return error_response(404, "not_found", f"no keyword version {number}")
+    return jsonify(_version_json(version, full=True))
 
 
 @bp.get("/openapi.json")

@@ -1,0 +1,139 @@
+"""Versioned keyword configuration through the admin API (both backends)."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import pytest
+
+from webhook import configuration, create_app
+
+ALICE = "+14155550123"
+
+
+@pytest.fixture
+def current(client, admin_headers):
+    def get() -> dict:
+        response = client.get("/api/v1/keywords", headers=admin_headers)
+        assert response.status_code == 200
+        return response.json
+
+    return get
+
+
+def test_start_up_records_the_file_as_version_1(current):
+    body = current()
+    assert (body["version"], body["source"], body["author"]) == (1, "file", "deploy")
+    assert set(body["document"]["channels"]) == {"sms", "whatsapp", "email"}
+
+
+def test_yaml_export_keeps_the_admins_comments(client, admin_headers):
+    response = client.get("/api/v1/keywords", headers={**admin_headers, "Accept": "application/yaml"})
+    assert response.mimetype == "application/yaml"
+    assert "# How to edit this file" in response.get_data(as_text=True)
+    assert response.headers["X-Keywords-Version"] == "1"
+
+
+def test_put_json_makes_a_new_version_that_webhooks_use(client, admin_headers, current, twilio, store):
+    document = copy.deepcopy(current()["document"])
+    document["channels"]["whatsapp"]["opt_out"]["keywords"]["en"].append("ALTO")
+    response = client.put("/api/v1/keywords?note=add%20ALTO&author=maria", json=document, headers=admin_headers)
+    assert response.status_code == 200
+    assert (response.json["version"], response.json["created"], response.json["author"]) == (2, True, "maria")
+    assert '+        en: ["STOP"' in response.json["diff"] and '"ALTO"]' in response.json["diff"]
+    # The saved YAML keeps the comments and quoting of the file.
+    yaml_text = client.get("/api/v1/keywords", headers={**admin_headers, "Accept": "application/yaml"}).get_data(as_text=True)
+    assert "# How to edit this file" in yaml_text and '"OPT OUT", "ALTO"]' in yaml_text
+    reply = twilio.message("alto", sender=ALICE, whatsapp=True)
+    assert b"unsubscribed" in reply.data
+    assert store.history("whatsapp", ALICE)[-1].config_version == "2"
+    # SMS did not get the keyword.
+    assert twilio.message("alto", sender=ALICE).data.endswith(b"<Response />")
+
+
+def test_unchanged_document_keeps_the_version(client, admin_headers, current):
+    response = client.put("/api/v1/keywords", json=current()["document"], headers=admin_headers)
+    assert (response.json["version"], response.json["created"]) == (1, False)
+
+
+def test_invalid_configuration_is_refused_with_every_error_and_the_old_one_keeps_answering(client, admin_headers, current, twilio):
+    document = copy.deepcopy(current()["document"])
+    document["channels"]["sms"]["opt_out"]["keywords"]["en"].remove("STOP")
+    document["channels"]["sms"]["opt_out"]["first_word"]["en"].remove("STOP")
+    document["channels"]["whatsapp"]["help"]["keywords"]["en"].append("STOP")
+    document["channels"]["email"]["opt_out"]["reply"]["en"] = "x" * 400
+    response = client.put("/api/v1/keywords", json=document, headers=admin_headers)
+    assert response.status_code == 422
+    assert response.json["error"] == "invalid keyword configuration"
+    paths = {e["path"] for e in response.json["errors"]}
+    assert {"channels.sms.opt_out.keywords", "channels.whatsapp.help.keywords.en.2", "channels.email.opt_out.reply.en"} <= paths
+    assert current()["version"] == 1
+    assert b"unsubscribed" in twilio.message("STOP", sender=ALICE).data
+
+
+def test_put_yaml_text(client, admin_headers):
+    yaml_text = client.get("/api/v1/keywords", headers={**admin_headers, "Accept": "application/yaml"}).get_data(as_text=True)
+    edited = yaml_text.replace('brand: "Example Co"', 'brand: "Acme"  # renamed')
+    response = client.put("/api/v1/keywords", data=edited, content_type="application/yaml", headers=admin_headers)
+    assert response.status_code == 200 and response.json["document"]["brand"] == "Acme"
+    bad = client.put("/api/v1/keywords", data="brand: [unclosed", content_type="application/yaml", headers=admin_headers)
+    assert bad.status_code == 422 and "not valid YAML" in bad.json["errors"][0]["message"]
+
+
+def test_dry_run_under_a_proposed_configuration(client, admin_headers, current, store):
+    document = copy.deepcopy(current()["document"])
+    document["channels"]["sms"]["opt_out"]["keywords"]["en"].append("BASTA")
+    proposed = client.post("/api/v1/keywords/try", json={"text": "basta", "channel": "sms", "document": document}, headers=admin_headers)
+    assert (proposed.json["intent"], proposed.json["changes_subscription"]) == ("opt_out", True)
+    running = client.post("/api/v1/keywords/try", json={"text": "basta", "channel": "sms"}, headers=admin_headers)
+    assert running.json["intent"] is None
+    assert store.event_count() == 0 and current()["version"] == 1
+
+
+def test_versions_history_and_rollback(client, admin_headers, current, twilio):
+    document = copy.deepcopy(current()["document"])
+    document["channels"]["sms"]["opt_out"]["keywords"]["en"].append("BASTA")
+    client.put("/api/v1/keywords", json=document, headers=admin_headers)
+    assert b"unsubscribed" in twilio.message("basta", sender=ALICE).data
+    versions = client.get("/api/v1/keywords/versions", headers=admin_headers).json
+    assert [v["version"] for v in versions["versions"]] == [2, 1] and versions["current"] == 2
+    rolled = client.post("/api/v1/keywords/versions/1/rollback", headers=admin_headers)
+    assert rolled.status_code == 200 and (rolled.json["version"], rolled.json["source"]) == (3, "rollback")
+    assert twilio.message("basta", sender="+14155550124").data.endswith(b"<Response />")
+    assert client.get("/api/v1/keywords/versions/2", headers=admin_headers).json["document"] == document
+    assert client.post("/api/v1/keywords/versions/99/rollback", headers=admin_headers).status_code == 404
+
+
+def test_another_process_picks_up_a_new_version_within_seconds(settings, monkeypatch):
+    monkeypatch.setattr(configuration, "RELOAD_SECONDS", 0.2)
+    first, second = create_app(settings), create_app(settings)
+    headers = {"Authorization": f"Bearer {settings.admin_token}"}
+    document = first.test_client().get("/api/v1/keywords", headers=headers).json["document"]
+    document["brand"] = "Acme Outdoor"
+    assert first.test_client().put("/api/v1/keywords", json=document, headers=headers).json["version"] == 2
+    deadline = time.monotonic() + 5
+    while second.extensions["unsub"].config.brand != "Acme Outdoor":
+        assert time.monotonic() < deadline, "the second process never saw version 2"
+        time.sleep(0.05)
+    assert second.extensions["unsub"].keywords.version.number == 2
+
+
+def test_restart_with_the_same_file_keeps_the_admins_version(settings):
+    app = create_app(settings)
+    headers = {"Authorization": f"Bearer {settings.admin_token}"}
+    document = app.test_client().get("/api/v1/keywords", headers=headers).json["document"]
+    document["brand"] = "Acme Outdoor"
+    app.test_client().put("/api/v1/keywords", json=document, headers=headers)
+    restarted = create_app(settings)
+    assert restarted.extensions["unsub"].config.brand == "Acme Outdoor"
+
+
+def test_a_changed_file_at_deploy_becomes_a_new_version(settings, tmp_path):
+    create_app(settings)
+    edited = tmp_path / "keywords.yaml"
+    edited.write_text(settings.keywords_file.read_text(encoding="utf-8").replace('brand: "Example Co"', 'brand: "Deployed Co"'), encoding="utf-8")
+    app = create_app(settings.with_changes(keywords_file=edited))
+    version = app.extensions["unsub"].keywords.version
+    assert (version.number, version.source, app.extensions["unsub"].config.brand) == (2, "file", "Deployed Co")
+    assert '-brand: "Example Co"' in version.diff

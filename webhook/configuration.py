@@ -1,0 +1,132 @@
+"""The running keyword configuration: numbered versions in the database, picked up by
+every process within RELOAD_SECONDS, and the file read at start-up recorded as a version.
+
+No Flask here: the edges call ``KeywordConfigs.current()``, ``save``, ``rollback``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from webhook.domain import KeywordVersion, NewKeywordVersion
+from webhook.keywords import KeywordConfig, config_version, parse_document, parse_yaml, to_yaml
+from webhook.store import Store, StoreUnavailable
+
+RELOAD_SECONDS = 1.0
+log = logging.getLogger("unsub.configuration")
+
+
+def _diff(old: str, new: str, old_name: str, new_name: str) -> str:
+    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), old_name, new_name))
+
+
+def _config_of(version: KeywordVersion) -> KeywordConfig:
+    return parse_document(json.loads(version.document), f"keyword version {version.number}", str(version.number))
+
+
+class KeywordConfigs:
+    """The current configuration of this process, refreshed from the store when it changes."""
+
+    def __init__(self, store: Store, version: KeywordVersion) -> None:
+        self.store = store
+        self._version = version
+        self._config = _config_of(version)
+        self._lock = threading.Lock()
+        self._next_check = time.monotonic() + RELOAD_SECONDS
+
+    @classmethod
+    def start(cls, store: Store, path: Path) -> "KeywordConfigs":
+        """Read the keywords file (already validated by the caller) and record it as a version
+        when it changed since it was last recorded; run the latest version."""
+        text = path.read_text(encoding="utf-8")
+        config = parse_yaml(text, str(path))
+        previous = store.latest_keyword_version()
+        version = store.add_keyword_version(
+            NewKeywordVersion(
+                content_hash=config_version(config.document),
+                document=json.dumps(config.document, ensure_ascii=False),
+                yaml=text,
+                source="file",
+                author="deploy",
+                note=f"read from {path.name} at start-up",
+                diff=_diff(previous.yaml, text, f"version {previous.number}", path.name) if previous else None,
+            ),
+            only_if_file_changed=True,
+        )
+        return cls(store, version)
+
+    @property
+    def version(self) -> KeywordVersion:
+        return self._version
+
+    def current(self) -> KeywordConfig:
+        """The running configuration; at most every RELOAD_SECONDS asks the store for a newer one."""
+        now = time.monotonic()
+        if now >= self._next_check and self._lock.acquire(blocking=False):
+            try:
+                self._next_check = now + RELOAD_SECONDS
+                self._refresh()
+            finally:
+                self._lock.release()
+        return self._config
+
+    def _refresh(self) -> None:
+        try:
+            latest = self.store.latest_keyword_version_number()
+            if latest == self._version.number:
+                return
+            version = self.store.keyword_version(latest)
+        except StoreUnavailable as error:
+            log.warning("keeping keyword version %s: %s", self._version.number, error)
+            return
+        if version is not None:
+            self._use(version)
+
+    def _use(self, version: KeywordVersion) -> None:
+        self._config = _config_of(version)
+        self._version = version
+
+    def save(self, document: dict[str, Any] | None, *, yaml_text: str | None = None, source: str, author: str | None, note: str | None = None) -> tuple[KeywordVersion, bool]:
+        """Validate and save a new version (a document, or YAML text). Returns it and whether
+        it is new (an unchanged document keeps the current version).
+
+        Raises KeywordConfigError listing every problem; the running version stays.
+        """
+        if yaml_text is not None:
+            config = parse_yaml(yaml_text, "keyword configuration")
+            text = yaml_text
+        else:
+            config = parse_document(document)
+            text = to_yaml(config.document, self._version.yaml)
+        latest = self.store.latest_keyword_version() or self._version
+        content_hash = config_version(config.document)
+        if content_hash == latest.content_hash:
+            self._use(latest)
+            return latest, False
+        version = self.store.add_keyword_version(
+            NewKeywordVersion(
+                content_hash=content_hash,
+                document=json.dumps(config.document, ensure_ascii=False),
+                yaml=text,
+                source=source,
+                author=author,
+                note=note,
+                diff=_diff(latest.yaml, text, f"version {latest.number}", "new"),
+            )
+        )
+        self._use(version)
+        return version, True
+
+    def rollback(self, number: int, *, author: str | None, source: str = "rollback") -> KeywordVersion | None:
+        """A new version with the content of an earlier one; None when it does not exist."""
+        target = self.store.keyword_version(number)
+        if target is None:
+            return None
+        version, _ = self.save(None, yaml_text=target.yaml, source=source, author=author, note=f"rollback to version {number}")
+        return version
