@@ -261,7 +261,7 @@ class SQLiteStore:
     def _keyword_version_in(self, conn: sqlite3.Connection, number: int) -> KeywordVersion:
         cursor = conn.execute(f"SELECT {VERSION_COLUMNS} FROM keyword_versions WHERE id = ?", (number,))
         names = [d[0] for d in cursor.description]
-        return row_to_version(dict(zip(names, cursor.fetchone())))
+        return row_to_version(dict(zip(names, cursor.fetchone(), strict=True)))
 
     def latest_keyword_version(self) -> KeywordVersion | None:
         rows = self._query(f"SELECT {VERSION_COLUMNS} FROM keyword_versions ORDER BY id DESC LIMIT 1")
