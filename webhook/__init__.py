@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from flask import Flask, Request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask_wtf.csrf import CSRFProtect
 
 from webhook.configuration import KeywordConfigs
 from webhook.keywords import KeywordConfig, KeywordConfigError, load_file
@@ -83,15 +84,26 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         SECRET_KEY=settings.secret_key,
         JSON_SORT_KEYS=False,
+        SESSION_COOKIE_NAME="unsub_admin",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings.public_base_url and settings.public_base_url.startswith("https:")),
+        WTF_CSRF_TIME_LIMIT=None,  # valid for the whole (browser-session) sign-in
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.session_interface = AdminOnlySessions()
     app.extensions["unsub"] = Services(settings, store, keywords, SignatureChecker(settings.twilio_auth_token))
 
-    from webhook.web import api, email, errors, health, webhooks
+    from webhook.web import admin, api, email, errors, health, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(email.bp)
+    app.register_blueprint(admin.bp)
+    # CSRF tokens on every admin form; the other endpoints authenticate otherwise
+    # (Twilio signatures, bearer token, signed unsubscribe tokens).
+    csrf = CSRFProtect(app)
+    for other in (webhooks.bp, api.bp, email.bp, health.bp):
+        csrf.exempt(other)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     errors.init_app(app)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import os
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +37,9 @@ class KeywordConfigs:
 
     def __init__(self, store: Store, version: KeywordVersion) -> None:
         self.store = store
-        self._version = version
-        self._config = _config_of(version)
+        self._state = (version, _config_of(version))  # swapped as one value
         self._lock = threading.Lock()
-        self._next_check = time.monotonic() + RELOAD_SECONDS
+        self._poller_pid: int | None = None
 
     @classmethod
     def start(cls, store: Store, path: Path) -> "KeywordConfigs":
@@ -63,34 +64,38 @@ class KeywordConfigs:
 
     @property
     def version(self) -> KeywordVersion:
-        return self._version
+        return self._state[0]
 
     def current(self) -> KeywordConfig:
-        """The running configuration; at most every RELOAD_SECONDS asks the store for a newer one."""
-        now = time.monotonic()
-        if now >= self._next_check and self._lock.acquire(blocking=False):
-            try:
-                self._next_check = now + RELOAD_SECONDS
-                self._refresh()
-            finally:
-                self._lock.release()
-        return self._config
+        """The running configuration. A background thread of this process looks for a newer
+        version every RELOAD_SECONDS, so a request never waits on that (nor on a database
+        that is down)."""
+        if self._poller_pid != os.getpid():
+            self._start_poller()
+        return self._state[1]
 
-    def _refresh(self) -> None:
+    def _start_poller(self) -> None:
+        with self._lock:
+            if self._poller_pid == os.getpid():
+                return
+            self._poller_pid = os.getpid()  # a forked worker starts its own
+            threading.Thread(target=_poll, args=(weakref.ref(self),), name="unsub-keywords", daemon=True).start()
+
+    def refresh(self) -> None:
+        """Switch to the newest stored version if there is a newer one."""
         try:
             latest = self.store.latest_keyword_version_number()
-            if latest == self._version.number:
+            if latest == self.version.number:
                 return
             version = self.store.keyword_version(latest)
         except StoreUnavailable as error:
-            log.warning("keeping keyword version %s: %s", self._version.number, error)
+            log.warning("keeping keyword version %s: %s", self.version.number, error)
             return
         if version is not None:
             self._use(version)
 
     def _use(self, version: KeywordVersion) -> None:
-        self._config = _config_of(version)
-        self._version = version
+        self._state = (version, _config_of(version))
 
     def save(self, document: dict[str, Any] | None, *, yaml_text: str | None = None, source: str, author: str | None, note: str | None = None) -> tuple[KeywordVersion, bool]:
         """Validate and save a new version (a document, or YAML text). Returns it and whether
@@ -103,8 +108,8 @@ class KeywordConfigs:
             text = yaml_text
         else:
             config = parse_document(document)
-            text = to_yaml(config.document, self._version.yaml)
-        latest = self.store.latest_keyword_version() or self._version
+            text = to_yaml(config.document, self.version.yaml)
+        latest = self.store.latest_keyword_version() or self.version
         content_hash = config_version(config.document)
         if content_hash == latest.content_hash:
             self._use(latest)
@@ -130,3 +135,17 @@ class KeywordConfigs:
             return None
         version, _ = self.save(None, yaml_text=target.yaml, source=source, author=author, note=f"rollback to version {number}")
         return version
+
+
+def _poll(configs: "weakref.ref[KeywordConfigs]") -> None:
+    """Refresh every RELOAD_SECONDS; ends when its KeywordConfigs is gone (an app closed in tests)."""
+    while True:
+        time.sleep(RELOAD_SECONDS)
+        target = configs()
+        if target is None:
+            return
+        try:
+            target.refresh()
+        except Exception:  # noqa: BLE001 - the poller must survive anything; the next round retries
+            log.exception("keyword configuration refresh failed")
+        del target

@@ -109,3 +109,14 @@ class NewKeywordVersion:
     author: str | None = None
     note: str | None = None
     diff: str | None = None
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which consent events to list; None means any."""
+
+    channel: str | None = None
+    action: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None

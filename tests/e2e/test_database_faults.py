@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import Counter
 import time
 from urllib.parse import urlsplit
 
@@ -19,13 +20,13 @@ from webhook.store import open_store
 ALICE = "+14155550123"
 
 
-def wait_for(check, timeout: float = 30.0) -> float:
+def wait_for(check, timeout: float = 30.0, what: str = "condition", state=lambda: "") -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if check():
             return time.monotonic() - started
         time.sleep(0.2)
-    raise AssertionError(f"not true after {timeout}s")
+    raise AssertionError(f"{what}: not true after {timeout}s {state()}")
 
 
 @pytest.fixture
@@ -95,12 +96,16 @@ def test_postgres_killed_under_load_never_acknowledges_an_unrecorded_opt_out(pro
     try:
         for thread in threads:
             thread.start()
-        wait_for(lambda: len(answers) >= 40)
+        def state() -> str:
+            return str(Counter(s for _, s in answers))
+
+        wait_for(lambda: len(answers) >= 40, what="load started", state=state)
         proxy.stop()  # the database is gone: connections reset, new ones refused
-        wait_for(lambda: sum(1 for _, s in answers if s == 503) >= 4)
+        wait_for(lambda: sum(1 for _, s in answers if s == 503) >= 4, what="503s while down", state=state)
         proxy.start()
         resumed_from = len(answers)
-        wait_for(lambda: sum(1 for _, s in answers[resumed_from:] if s == 200) >= 20)
+        wait_for(lambda: sum(1 for _, s in answers[resumed_from:] if s == 200) >= 20, what="200s after recovery",
+                 state=lambda: str(Counter(s for _, s in answers[resumed_from:])))
     finally:
         stop.set()
         for thread in threads:

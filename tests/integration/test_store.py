@@ -230,3 +230,20 @@ def test_processes_starting_together_add_one_file_version(store, database_url):
     for thread in threads:
         thread.join()
     assert store.latest_keyword_version_number() == 1
+
+
+def test_events_filtered_newest_first_with_a_total(store):
+    from webhook.domain import EventFilter
+
+    now = utcnow()
+    store.record(event("opt_out", sid="SMf1", at=now - timedelta(days=3)))
+    store.record(event("opt_in", sid="SMf2", at=now - timedelta(days=2)))
+    store.record(event("opt_out", sid="SMf3", at=now - timedelta(days=1), channel="whatsapp"))
+    store.record(ConsentEvent(channel="email", address="b@example.com", action="opt_out", source="admin", occurred_at=now))
+    everything, total = store.events(EventFilter(), limit=2)
+    assert total == 4 and [e.channel for e in everything] == ["email", "whatsapp"]
+    assert [e.message_id for e in store.events(EventFilter(), limit=2, offset=2)[0]] == ["SMf2", "SMf1"]
+    assert store.events(EventFilter(channel="sms", action="opt_out"))[1] == 1
+    assert store.events(EventFilter(source="admin"))[0][0].address == "b@example.com"
+    recent, count = store.events(EventFilter(since=now - timedelta(days=2, hours=1), until=now - timedelta(hours=1)))
+    assert count == 2 and {e.message_id for e in recent} == {"SMf2", "SMf3"}

@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
-from webhook.domain import ConsentEvent, KeywordVersion, NewKeywordVersion, Recorded, Subscription
+from webhook.domain import ConsentEvent, EventFilter, KeywordVersion, NewKeywordVersion, Recorded, Subscription
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -43,6 +43,9 @@ class Store(Protocol):
         """Which of these (normalised) addresses are unsubscribed on the channel."""
 
     def event_count(self, since: datetime | None = None) -> int: ...
+
+    def events(self, filters: EventFilter, limit: int = 50, offset: int = 0) -> tuple[list[ConsentEvent], int]:
+        """Events matching the filters, newest first, and how many match in all."""
 
     def add_keyword_version(self, version: NewKeywordVersion, *, only_if_file_changed: bool = False) -> KeywordVersion:
         """Append a keyword configuration version and return it.

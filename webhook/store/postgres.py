@@ -28,12 +28,15 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from webhook.domain import ConsentEvent, KeywordVersion, NewKeywordVersion, Recorded, Subscription
+from webhook.domain import ConsentEvent, EventFilter, KeywordVersion, NewKeywordVersion, Recorded, Subscription
 from webhook.store import StoreUnavailable, migration_files
 
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
-POOL_TIMEOUT = 5.0  # seconds a request waits for a connection before StoreUnavailable
+# Seconds a request waits for a connection before StoreUnavailable (503). With sync
+# workers a request needs one connection at a time, so a wait means the database is not
+# answering: give up soon, well inside Twilio's 15 s, so queued requests do not time out.
+POOL_TIMEOUT = 3.0
 CONNECT_TIMEOUT = 3  # seconds, libpq connect_timeout (unless the URL sets its own)
 # How long the pool keeps retrying (with backoff) a connection that failed, before the
 # next request starts a fresh attempt. Short, so that once the database is back a new
@@ -83,6 +86,13 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+# Optional filters as fixed SQL with named parameters, NULL meaning any.
+EVENT_FILTER = (
+    "(%(channel)s::text IS NULL OR channel = %(channel)s) AND (%(action)s::text IS NULL OR action = %(action)s) "
+    "AND (%(source)s::text IS NULL OR source = %(source)s) "
+    "AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s) "
+    "AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s)"
+)
 VERSION_COLUMNS = "id, content_hash, document, yaml, source, author, note, diff, created_at"
 
 
@@ -414,6 +424,21 @@ class PostgresStore:
                 f"SELECT {VERSION_COLUMNS} FROM keyword_versions ORDER BY id DESC LIMIT %s OFFSET %s", (limit, offset)
             ).fetchall()
         return [row_to_version(row) for row in rows]
+
+    def events(self, filters: EventFilter, limit: int = 50, offset: int = 0) -> tuple[list[ConsentEvent], int]:
+        params = {
+            "channel": _clean(filters.channel), "action": _clean(filters.action), "source": _clean(filters.source),
+            "since": _utc(filters.since) if filters.since else None, "until": _utc(filters.until) if filters.until else None,
+        }
+        with self._connection("list events") as conn:
+            rows = conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM consent_events WHERE {EVENT_FILTER} "
+                "ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s",
+                {**params, "limit": limit, "offset": offset},
+            ).fetchall()
+            total = conn.execute(f"SELECT count(*) AS n FROM consent_events WHERE {EVENT_FILTER}", params).fetchone()
+        assert total is not None
+        return [row_to_event(row) for row in rows], int(total["n"])
 
     def ping(self) -> None:
         try:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import sqlite_utils
 
-from webhook.domain import STATUS_OF_ACTION, ConsentEvent, KeywordVersion, NewKeywordVersion, Recorded, Subscription, utcnow
+from webhook.domain import STATUS_OF_ACTION, ConsentEvent, EventFilter, KeywordVersion, NewKeywordVersion, Recorded, Subscription, utcnow
 from webhook.settings import sqlite_path
 from webhook.store import StoreUnavailable, migration_files
 
@@ -45,6 +45,11 @@ def from_text(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+# Optional filters as fixed SQL: each pair of parameters is (value, value), NULL meaning any.
+EVENT_FILTER = (
+    "(? IS NULL OR channel = ?) AND (? IS NULL OR action = ?) AND (? IS NULL OR source = ?) "
+    "AND (? IS NULL OR occurred_at >= ?) AND (? IS NULL OR occurred_at < ?)"
+)
 VERSION_COLUMNS = "id, content_hash, document, yaml, source, author, note, diff, created_at"
 
 
@@ -279,6 +284,18 @@ class SQLiteStore:
             f"SELECT {VERSION_COLUMNS} FROM keyword_versions ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
         )
         return [row_to_version(row) for row in rows]
+
+    def events(self, filters: EventFilter, limit: int = 50, offset: int = 0) -> tuple[list[ConsentEvent], int]:
+        since = to_text(filters.since) if filters.since else None
+        until = to_text(filters.until) if filters.until else None
+        params = (filters.channel, filters.channel, filters.action, filters.action, filters.source, filters.source,
+                  since, since, until, until)
+        rows = self._query(
+            f"SELECT {EVENT_COLUMNS} FROM consent_events WHERE {EVENT_FILTER} ORDER BY id DESC LIMIT ? OFFSET ?",
+            params + (limit, offset),
+        )
+        total = self._query(f"SELECT count(*) AS n FROM consent_events WHERE {EVENT_FILTER}", params)[0]["n"]
+        return [row_to_event(row) for row in rows], total
 
     def ping(self) -> None:
         try:

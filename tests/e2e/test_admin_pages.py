@@ -1,0 +1,105 @@
+"""Admin pages through the Flask client: sign-in, CSRF, keywords, contacts, events."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN
+
+ALICE = "+14155550123"
+
+
+def csrf(page: bytes) -> str:
+    found = re.search(rb'name="csrf_token" value="([^"]+)"', page)
+    assert found, "the page has no CSRF token"
+    return found.group(1).decode()
+
+
+@pytest.fixture
+def signed_in(client):
+    page = client.get("/admin/login")
+    response = client.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf(page.data), "next": "/admin/events"})
+    assert response.status_code == 302 and response.location.endswith("/admin/events")
+    return client
+
+
+@pytest.mark.parametrize("path", ["/admin/", "/admin/keywords", "/admin/contacts?q=x", "/admin/events", "/admin/events.csv", "/admin/keywords/versions"])
+def test_pages_without_a_session_redirect_to_sign_in(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert "/admin/login?next=" in response.location
+
+
+def test_wrong_token_is_refused(client):
+    page = client.get("/admin/login")
+    response = client.post("/admin/login", data={"token": "not-the-token-0000", "csrf_token": csrf(page.data)})
+    assert response.status_code == 401 and b"That token is not right." in response.data
+    assert client.get("/admin/keywords").status_code == 302
+
+
+def test_forms_without_a_csrf_token_are_refused(client, signed_in, store):
+    assert client.post("/admin/login", data={"token": ADMIN_TOKEN}).status_code == 400
+    response = signed_in.post(f"/admin/contacts/sms/{ALICE}", data={"status": "unsubscribed", "reason": "phone call"})
+    assert response.status_code == 400
+    assert store.event_count() == 0
+
+
+def test_open_redirects_are_not_followed(client):
+    page = client.get("/admin/login")
+    response = client.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf(page.data), "next": "//evil.example.com/admin"})
+    assert response.location.endswith("/admin/contacts")
+
+
+def test_security_headers_and_cookie_flags(client, signed_in):
+    response = signed_in.get("/admin/keywords")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    page = client.get("/admin/login")
+    cookie = client.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf(page.data)}).headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_contact_status_change_needs_a_reason_and_is_recorded(signed_in, store, twilio):
+    twilio.message("STOP", sender=ALICE)
+    page = signed_in.get("/admin/contacts?q=%2B14155550123")
+    assert b"unsubscribed" in signed_in.get("/admin/contacts?q=14155550123").data
+    assert b"unsubscribed" in page.data and b"STOP" in page.data
+    token = csrf(page.data)
+    refused = signed_in.post(f"/admin/contacts/sms/{ALICE}", data={"status": "subscribed", "reason": "", "csrf_token": token}, follow_redirects=True)
+    assert b"give a reason" in refused.data
+    signed_in.post(f"/admin/contacts/sms/{ALICE}", data={"status": "subscribed", "reason": "asked by phone", "csrf_token": token})
+    last = store.history("sms", ALICE)[-1]
+    assert (last.source, last.action) == ("admin", "opt_in") and "asked by phone" in last.reason
+
+
+def test_keyword_edit_refuses_a_bad_edit_and_lists_the_errors(signed_in, twilio):
+    page = signed_in.get("/admin/keywords/sms/en")
+    token = csrf(page.data)
+    form = {name: value for name, value in re.findall(rb'<textarea id="(\w+)" name="\w+"[^>]*>([^<]*)</textarea>', page.data)}
+    form = {k.decode(): v.decode().replace("&#34;", '"').replace("&#39;", "'").replace("&amp;", "&") for k, v in form.items()}
+    form["opt_out_keywords"] = form["opt_out_keywords"].replace("STOP\n", "")
+    form["help_reply"] = "x" * 400
+    response = signed_in.post("/admin/keywords/sms/en", data={**form, "csrf_token": token, "action": "save"})
+    assert response.status_code == 422
+    assert b"SMS channels must keep STOP" in response.data and b"400 characters" in response.data
+    assert b"unsubscribed" in twilio.message("STOP", sender=ALICE).data
+
+
+def test_events_page_filters_and_exports_csv(signed_in, twilio):
+    twilio.message("STOP", sender=ALICE)
+    twilio.message("STOP", sender="+14155550124", whatsapp=True)
+    page = signed_in.get("/admin/events?channel=whatsapp")
+    assert b"1 event(s)" in page.data and b"+14155550124" in page.data
+    exported = signed_in.get("/admin/events.csv?action=opt_out")
+    assert exported.mimetype == "text/csv"
+    lines = exported.get_data(as_text=True).strip().splitlines()
+    assert lines[0].startswith("at,channel,address") and len(lines) == 3
+
+
+def test_csv_cells_never_start_a_formula(signed_in, twilio):
+    twilio.message("STOP", sender=ALICE)
+    twilio.message('=HYPERLINK("http://x","stop") please stop', sender="+14155550124")
+    text = signed_in.get("/admin/events.csv").get_data(as_text=True)
+    assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text

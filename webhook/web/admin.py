@@ -1,0 +1,279 @@
+"""Admin pages under /admin: sign in with the admin token, keywords, contacts, events.
+
+Server-rendered HTML; every form carries a CSRF token (Flask-WTF); without a session
+every page redirects to the sign-in page.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hmac
+import io
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+
+from webhook import consent
+from webhook.addresses import normalise_address
+from webhook.domain import EventFilter, iso
+from webhook.keywords import INTENTS, KeywordConfigError, parse_document
+from webhook.matching import match
+from webhook.web import services
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+PAGE_SIZE = 50
+CSV_LIMIT = 100_000
+PUBLIC_ENDPOINTS = {"admin.login"}
+
+
+@bp.before_request
+def require_session() -> Response | None:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if not services().settings.admin_token or not session.get("admin"):
+        return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+    return None
+
+
+@bp.after_request
+def security_headers(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    return response
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside /admin: never an open redirect."""
+    if target and target.startswith("/admin") and not urlsplit(target).netloc and not target.startswith("//"):
+        return target
+    return url_for("admin.contacts")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    token = services().settings.admin_token
+    error = None
+    if request.method == "POST":
+        given = request.form.get("token", "")
+        if token and hmac.compare_digest(given.encode(), token.encode()):
+            session.clear()
+            session["admin"] = True
+            return redirect(_safe_next(request.form.get("next")))
+        error = "The admin pages are disabled: set ADMIN_TOKEN." if not token else "That token is not right."
+    return render_template("admin/login.html", error=error, next=request.args.get("next", "")), (401 if error else 200)
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("admin.login"))
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("admin.contacts"))
+
+
+# -- keywords --------------------------------------------------------------------
+
+@bp.get("/keywords")
+def keywords():
+    svc = services()
+    return render_template("admin/keywords.html", config=svc.config, version=svc.keywords.version)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
+
+
+def _proposed(document: dict, channel: str, language: str, form) -> dict:
+    """The document with this channel and language's fields replaced by the form's."""
+    proposed = copy.deepcopy(document)
+    entry = proposed["channels"][channel]
+    for intent in INTENTS:
+        section = entry.setdefault(intent, {})
+        fields = [("keywords", _lines(form.get(f"{intent}_keywords", "")))]
+        if intent == "opt_out":
+            fields += [("first_word", _lines(form.get("first_word", ""))), ("phrases", [p for p in form.get("phrases", "").splitlines() if p.strip()])]
+        for name, values in fields:
+            by_language = section.setdefault(name, {})
+            if values:
+                by_language[language] = [v.strip() for v in values]
+            else:
+                by_language.pop(language, None)
+        reply = form.get(f"{intent}_reply", "").strip()
+        replies = section.setdefault("reply", {})
+        if reply:
+            replies[language] = reply
+        else:
+            replies.pop(language, None)
+    return proposed
+
+
+def _fields(document: dict, channel: str, language: str) -> dict[str, str]:
+    entry = document["channels"][channel]
+    out = {}
+    for intent in INTENTS:
+        section = entry.get(intent, {})
+        out[f"{intent}_keywords"] = "\n".join(section.get("keywords", {}).get(language, []))
+        out[f"{intent}_reply"] = section.get("reply", {}).get(language, "")
+    out["first_word"] = "\n".join(entry["opt_out"].get("first_word", {}).get(language, []))
+    out["phrases"] = "\n".join(entry["opt_out"].get("phrases", {}).get(language, []))
+    return out
+
+
+@bp.route("/keywords/<channel>/<language>", methods=["GET", "POST"])
+def keyword_edit(channel: str, language: str):
+    svc = services()
+    config = svc.config
+    document = config.document
+    if channel not in document["channels"] or language not in document["channels"][channel]["languages"]:
+        abort(404)
+    fields = _fields(document, channel, language)
+    errors: list = []
+    tried = None
+    status = 200
+    if request.method == "POST":
+        fields = {name: request.form.get(name, "") for name in fields}
+        proposed = _proposed(document, channel, language, request.form)
+        if request.form.get("action") == "save":
+            try:
+                version, created = svc.keywords.save(proposed, source="admin", author="admin", note=request.form.get("note") or None)
+            except KeywordConfigError as error:
+                errors, status = error.problems, 422
+            else:
+                flash(f"Saved as version {version.number}." if created else "Nothing changed.")
+                return redirect(url_for("admin.keyword_edit", channel=channel, language=language))
+        else:  # try a message under the proposed configuration, without saving
+            text = request.form.get("text", "")
+            try:
+                proposed_config = parse_document(proposed)
+            except KeywordConfigError as error:
+                errors, status = error.problems, 422
+            else:
+                found = match(text, proposed_config.channels[channel].index)
+                reply = proposed_config.channels[channel].reply(found.intent, found.language) if found else None
+                tried = {"text": text, "match": found, "reply": reply}
+    return render_template(
+        "admin/keyword_edit.html", channel=channel, language=language, fields=fields, errors=errors, tried=tried,
+        version=svc.keywords.version, channel_type=document["channels"][channel]["type"],
+    ), status
+
+
+@bp.get("/keywords/versions")
+def versions():
+    svc = services()
+    return render_template("admin/versions.html", versions=svc.store.keyword_versions(200), current=svc.keywords.version.number)
+
+
+@bp.get("/keywords/versions/<int:number>")
+def version(number: int):
+    found = services().store.keyword_version(number)
+    if found is None:
+        abort(404)
+    return render_template("admin/version.html", version=found, current=services().keywords.version.number)
+
+
+@bp.post("/keywords/versions/<int:number>/rollback")
+def rollback(number: int):
+    version = services().keywords.rollback(number, author="admin")
+    if version is None:
+        abort(404)
+    flash(f"Rolled back: version {version.number} has the content of version {number}.")
+    return redirect(url_for("admin.versions"))
+
+
+# -- contacts --------------------------------------------------------------------
+
+@bp.get("/contacts")
+def contacts():
+    svc = services()
+    query = request.args.get("q", "").strip()
+    results = []
+    if query:
+        for channel in svc.config.channels.values():
+            address = normalise_address(channel.type, query, svc.settings.default_region)
+            if address is None and channel.type != "email" and query.replace(" ", "").isdigit():
+                # "14155550123": an international number whose + was lost (a pasted link, say).
+                address = normalise_address(channel.type, "+" + query.replace(" ", ""))
+            if address is None:
+                continue
+            results.append({
+                "channel": channel.name,
+                "type": channel.type,
+                "address": address,
+                "subscription": svc.store.subscription(channel.name, address),
+                "history": svc.store.history(channel.name, address)[::-1],
+            })
+    return render_template("admin/contacts.html", query=query, results=results, searched=bool(query))
+
+
+@bp.post("/contacts/<channel>/<path:address>")
+def set_contact_status(channel: str, address: str):
+    svc = services()
+    status, reason = request.form.get("status", ""), request.form.get("reason", "").strip()
+    if status not in ("subscribed", "unsubscribed") or not reason:
+        flash("Choose a status and give a reason: both are recorded.", "error")
+    else:
+        try:
+            consent.set_status(svc.config, svc.store, channel, address, status, reason, svc.settings.default_region)
+            flash(f"{address} is now {status} on {channel}.")
+        except (consent.UnknownChannel, consent.InvalidAddress) as error:
+            flash(str(error), "error")
+    return redirect(url_for("admin.contacts", q=address))
+
+
+# -- events ----------------------------------------------------------------------
+
+def _filters() -> tuple[EventFilter, dict[str, str]]:
+    args = {name: request.args.get(name, "").strip() for name in ("channel", "action", "source", "from", "to")}
+
+    def day(value: str, plus: int = 0) -> datetime | None:
+        try:
+            return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc) + timedelta(days=plus)
+        except ValueError:
+            return None
+
+    return EventFilter(
+        channel=args["channel"] or None,
+        action=args["action"] or None,
+        source=args["source"] or None,
+        since=day(args["from"]),
+        until=day(args["to"], plus=1),  # the "to" day is included
+    ), args
+
+
+@bp.get("/events")
+def events():
+    svc = services()
+    filters, args = _filters()
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    found, total = svc.store.events(filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    pages = max(1, -(-total // PAGE_SIZE))
+    return render_template(
+        "admin/events.html", events=found, total=total, page=page, pages=pages, args=args,
+        channels=list(svc.config.channels), sources=("keyword", "carrier", "admin", "import", "one_click", "page", "inbound_mail"),
+    )
+
+
+def _cell(text: str | None) -> str | None:
+    """Contacts' words in a cell a spreadsheet will not run as a formula (=, +, -, @)."""
+    return "'" + text if text and text[0] in "=+-@\t\r" else text
+
+
+@bp.get("/events.csv")
+def events_csv():
+    filters, _ = _filters()
+    found, _ = services().store.events(filters, CSV_LIMIT, 0)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["at", "channel", "address", "action", "source", "keyword", "language", "match_kind", "message_id", "config_version", "reason", "text"])
+    for e in found:
+        writer.writerow([iso(e.occurred_at), e.channel, e.address, e.action, e.source, _cell(e.keyword), e.language,
+                         e.match_kind, e.message_id, e.config_version, _cell(e.reason), _cell(e.raw_text)])
+    return Response(out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": "attachment; filename=consent-events.csv"})
