@@ -103,3 +103,15 @@ def test_csv_cells_never_start_a_formula(signed_in, twilio):
     twilio.message('=HYPERLINK("http://x","stop") please stop', sender="+14155550124")
     text = signed_in.get("/admin/events.csv").get_data(as_text=True)
     assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
+
+
+def test_sign_in_is_rate_limited_per_client(client, monkeypatch):
+    from webhook.web import admin
+
+    monkeypatch.setattr(admin, "failed_sign_ins", admin.FailedSignIns(limit=3, window_seconds=60))
+    token = csrf(client.get("/admin/login").data)
+    for _ in range(3):
+        assert client.post("/admin/login", data={"token": "wrong-token-0000000", "csrf_token": token}).status_code == 401
+    blocked = client.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": token})
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    assert client.get("/admin/keywords").status_code == 302  # still not signed in

@@ -10,6 +10,8 @@ import copy
 import csv
 import hmac
 import io
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -54,16 +56,59 @@ def _safe_next(target: str | None) -> str:
     return url_for("admin.contacts")
 
 
+class FailedSignIns:
+    """Failed sign-ins per client address in a sliding window (per process: with N
+    processes an attacker gets N times the budget, still far too few to guess a token)."""
+
+    def __init__(self, limit: int = 10, window_seconds: float = 600) -> None:
+        self.limit, self.window = limit, window_seconds
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> list[float]:
+        recent = [t for t in self._failures.get(client, []) if now - t < self.window]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        return recent
+
+    def blocked_for(self, client: str) -> float:
+        """Seconds until this client may try again (0: now)."""
+        now = time.monotonic()
+        with self._lock:
+            recent = self._recent(client, now)
+            return self.window - (now - recent[0]) if len(recent) >= self.limit else 0.0
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            if len(self._failures) > 10_000:  # bounded memory under a spray of addresses
+                self._failures.clear()
+            self._failures.setdefault(client, []).append(time.monotonic())
+
+
+failed_sign_ins = FailedSignIns()
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     token = services().settings.admin_token
     error = None
     if request.method == "POST":
+        client = request.remote_addr or "unknown"
+        wait = failed_sign_ins.blocked_for(client)
+        if wait:
+            response = Response(
+                render_template("admin/login.html", error="Too many failed sign-ins: try again later.", next=""), status=429
+            )
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
         given = request.form.get("token", "")
         if token and hmac.compare_digest(given.encode(), token.encode()):
             session.clear()
             session["admin"] = True
             return redirect(_safe_next(request.form.get("next")))
+        failed_sign_ins.failed(client)
         error = "The admin pages are disabled: set ADMIN_TOKEN." if not token else "That token is not right."
     return render_template("admin/login.html", error=error, next=request.args.get("next", "")), (401 if error else 200)
 
