@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import Flask, Request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(settings.public_base_url and settings.public_base_url.startswith("https:")),
         WTF_CSRF_TIME_LIMIT=None,  # valid for the whole (browser-session) sign-in
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),  # how long a signed session cookie is accepted
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.session_interface = AdminOnlySessions()

@@ -46,6 +46,8 @@ def security_headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    if (services().settings.public_base_url or "").startswith("https:"):
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
     return response
 
 
@@ -319,6 +321,8 @@ def events_csv():
     writer = csv.writer(out)
     writer.writerow(["at", "channel", "address", "action", "source", "keyword", "language", "match_kind", "message_id", "config_version", "reason", "text"])
     for e in found:
-        writer.writerow([iso(e.occurred_at), e.channel, e.address, e.action, e.source, _cell(e.keyword), e.language,
-                         e.match_kind, e.message_id, e.config_version, _cell(e.reason), _cell(e.raw_text)])
+        writer.writerow([_cell(v) for v in (
+            iso(e.occurred_at), e.channel, e.address, e.action, e.source, e.keyword, e.language,
+            e.match_kind, e.message_id, e.config_version, e.reason, e.raw_text,
+        )])
     return Response(out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": "attachment; filename=consent-events.csv"})
