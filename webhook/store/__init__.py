@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 from webhook.domain import ConsentEvent, EventFilter, KeywordVersion, NewKeywordVersion, Recorded, Subscription
 
@@ -70,6 +70,32 @@ class Store(Protocol):
         """Raise StoreUnavailable unless the database answers."""
 
     def close(self) -> None: ...
+
+
+EVENT_COLUMNS = (
+    "id, channel, address, action, source, keyword, language, match_kind, raw_text, "
+    "message_id, config_version, reason, occurred_at, recorded_at"
+)
+VERSION_COLUMNS = "id, content_hash, document, yaml, source, author, note, diff, created_at"
+
+
+def event_from_row(row: Mapping[str, Any], when: Callable[[Any], datetime]) -> ConsentEvent:
+    """A consent_events row as a value; ``when`` reads the backend's time column."""
+    return ConsentEvent(
+        id=row["id"], channel=row["channel"], address=row["address"], action=row["action"], source=row["source"],
+        keyword=row["keyword"], language=row["language"], match_kind=row["match_kind"], raw_text=row["raw_text"],
+        message_id=row["message_id"], config_version=row["config_version"], reason=row["reason"],
+        occurred_at=when(row["occurred_at"]), recorded_at=when(row["recorded_at"]),
+    )
+
+
+def version_from_row(row: Mapping[str, Any], when: Callable[[Any], datetime]) -> KeywordVersion:
+    """A keyword_versions row as a value."""
+    return KeywordVersion(
+        number=int(row["id"]), content_hash=row["content_hash"], document=row["document"], yaml=row["yaml"],
+        source=row["source"], author=row["author"], note=row["note"], diff=row["diff"],
+        created_at=when(row["created_at"]),
+    )
 
 
 def open_store(database_url: str) -> Store:

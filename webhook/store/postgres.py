@@ -29,7 +29,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from webhook.domain import ConsentEvent, EventFilter, KeywordVersion, NewKeywordVersion, Recorded, Subscription
-from webhook.store import StoreUnavailable, migration_files
+from webhook.store import EVENT_COLUMNS, VERSION_COLUMNS, StoreUnavailable, event_from_row, migration_files, version_from_row
 
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
@@ -52,10 +52,6 @@ TCP_SETTINGS = {"keepalives_idle": 5, "keepalives_interval": 2, "keepalives_coun
 # Advisory lock keys. The one-key (bigint) and two-key (int, int) spaces never overlap.
 MIGRATION_LOCK = 0x756E7375625F6D67  # b"unsub_mg"
 
-EVENT_COLUMNS = (
-    "id, channel, address, action, source, keyword, language, match_kind, raw_text, "
-    "message_id, config_version, reason, occurred_at, recorded_at"
-)
 
 # The database is down, unreachable, restarting, read-only (fail-over) or a lock wait ran
 # out: nothing was written, and the same request may succeed later.
@@ -93,34 +89,14 @@ EVENT_FILTER = (
     "AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s) "
     "AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s)"
 )
-VERSION_COLUMNS = "id, content_hash, document, yaml, source, author, note, diff, created_at"
 
 
 def row_to_version(row: dict) -> KeywordVersion:
-    return KeywordVersion(
-        number=int(row["id"]), content_hash=row["content_hash"], document=row["document"], yaml=row["yaml"],
-        source=row["source"], author=row["author"], note=row["note"], diff=row["diff"],
-        created_at=_utc(row["created_at"]),
-    )
+    return version_from_row(row, _utc)
 
 
 def row_to_event(row: dict) -> ConsentEvent:
-    return ConsentEvent(
-        id=row["id"],
-        channel=row["channel"],
-        address=row["address"],
-        action=row["action"],
-        source=row["source"],
-        keyword=row["keyword"],
-        language=row["language"],
-        match_kind=row["match_kind"],
-        raw_text=row["raw_text"],
-        message_id=row["message_id"],
-        config_version=row["config_version"],
-        reason=row["reason"],
-        occurred_at=_utc(row["occurred_at"]),
-        recorded_at=_utc(row["recorded_at"]),
-    )
+    return event_from_row(row, _utc)
 
 
 class _Pool(ConnectionPool):

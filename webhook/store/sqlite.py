@@ -23,17 +23,13 @@ import sqlite_utils
 
 from webhook.domain import STATUS_OF_ACTION, ConsentEvent, EventFilter, KeywordVersion, NewKeywordVersion, Recorded, Subscription, utcnow
 from webhook.settings import sqlite_path
-from webhook.store import StoreUnavailable, migration_files
+from webhook.store import EVENT_COLUMNS, VERSION_COLUMNS, StoreUnavailable, event_from_row, migration_files, version_from_row
 
 BUSY_TIMEOUT_MS = 5000
 BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 T = TypeVar("T")
 CHUNK = 500
 
-EVENT_COLUMNS = (
-    "id, channel, address, action, source, keyword, language, match_kind, raw_text, "
-    "message_id, config_version, reason, occurred_at, recorded_at"
-)
 
 
 def to_text(moment: datetime) -> str:
@@ -50,34 +46,14 @@ EVENT_FILTER = (
     "(? IS NULL OR channel = ?) AND (? IS NULL OR action = ?) AND (? IS NULL OR source = ?) "
     "AND (? IS NULL OR occurred_at >= ?) AND (? IS NULL OR occurred_at < ?)"
 )
-VERSION_COLUMNS = "id, content_hash, document, yaml, source, author, note, diff, created_at"
 
 
 def row_to_version(row: dict) -> KeywordVersion:
-    return KeywordVersion(
-        number=row["id"], content_hash=row["content_hash"], document=row["document"], yaml=row["yaml"],
-        source=row["source"], author=row["author"], note=row["note"], diff=row["diff"],
-        created_at=from_text(row["created_at"]),
-    )
+    return version_from_row(row, from_text)
 
 
 def row_to_event(row: dict) -> ConsentEvent:
-    return ConsentEvent(
-        id=row["id"],
-        channel=row["channel"],
-        address=row["address"],
-        action=row["action"],
-        source=row["source"],
-        keyword=row["keyword"],
-        language=row["language"],
-        match_kind=row["match_kind"],
-        raw_text=row["raw_text"],
-        message_id=row["message_id"],
-        config_version=row["config_version"],
-        reason=row["reason"],
-        occurred_at=from_text(row["occurred_at"]),
-        recorded_at=from_text(row["recorded_at"]),
-    )
+    return event_from_row(row, from_text)
 
 
 class SQLiteStore:
