@@ -116,3 +116,49 @@ def test_different_messages_for_one_address_at_two_servers_leave_the_latest_stat
     latest = history[-1]
     expected = {"opt_out": "unsubscribed", "opt_in": "subscribed"}[latest.action]
     assert db.subscription("sms", "+14155550188").status == expected
+
+
+def test_acknowledged_opt_outs_survive_kill_9_of_the_workers(database_url, tmp_path, db):
+    import os
+    import signal
+    import subprocess
+
+    server = gunicorn(database_url, tmp_path, workers=2)
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def fire(worker: int) -> None:
+        session = requests.Session()
+        for n in range(3000):
+            if stop.is_set():
+                return
+            number = f"+1415{worker:03d}{n:04d}"
+            try:
+                response = server.send("STOP", number, session=session, timeout=10)
+            except requests.RequestException:
+                continue
+            if response.status_code == 200 and b"unsubscribed" in response.content:
+                with lock:
+                    acknowledged.append(number)
+
+    threads = [threading.Thread(target=fire, args=(w,)) for w in range(400, 404)]
+    try:
+        for thread in threads:
+            thread.start()
+        for _ in range(3):  # kill every worker three times under load; the master starts new ones
+            time.sleep(0.7)
+            workers = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout.split()
+            for pid in workers:
+                os.kill(int(pid), signal.SIGKILL)
+        time.sleep(1.5)
+        answered_after = len(acknowledged)
+        time.sleep(1.0)
+        assert len(acknowledged) > answered_after, "new workers did not take over"
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        server.stop()
+    missing = [n for n in acknowledged if (sub := db.subscription("sms", n)) is None or sub.status != "unsubscribed"]
+    assert acknowledged and missing == []
