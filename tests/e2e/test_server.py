@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -47,39 +50,55 @@ def test_concurrent_duplicate_deliveries_to_two_servers_record_one_event(databas
     assert db.subscription("sms", "+14155550123").status == "unsubscribed"
 
 
-def test_acknowledged_opt_outs_survive_kill_9(database_url, tmp_path, db):
-    server = gunicorn(database_url, tmp_path, workers=2)
-    acknowledged: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
+class StopLoad:
+    """Threads sending STOPs from distinct numbers; ``acknowledged`` holds those answered 200."""
 
-    def fire(worker: int) -> None:
+    def __init__(self, server, first_area: int, threads: int = 4) -> None:
+        self.server = server
+        self.acknowledged: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._fire, args=(first_area + i,)) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def _fire(self, area: int) -> None:
         session = requests.Session()
-        n = 0
-        while not stop.is_set() and n < 2000:
-            number = f"+1415{worker:03d}{n:04d}"
-            n += 1
+        for n in range(3000):
+            if self._stop.is_set():
+                return
+            number = f"+1415{area:03d}{n:04d}"
             try:
-                response = server.send("STOP", number, session=session, timeout=5)
+                response = self.server.send("STOP", number, session=session, timeout=10)
             except requests.RequestException:
                 continue
             if response.status_code == 200 and b"unsubscribed" in response.content:
-                with lock:
-                    acknowledged.append(number)
+                with self._lock:
+                    self.acknowledged.append(number)
 
-    threads = [threading.Thread(target=fire, args=(w,)) for w in range(200, 206)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + 10
-    while len(acknowledged) < 100 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    def wait_for(self, count: int, seconds: float = 10) -> None:
+        deadline = time.monotonic() + seconds
+        while len(self.acknowledged) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+def unrecorded(db, numbers: list[str]) -> list[str]:
+    return [n for n in numbers if (sub := db.subscription("sms", n)) is None or sub.status != "unsubscribed"]
+
+
+def test_acknowledged_opt_outs_survive_kill_9(database_url, tmp_path, db):
+    server = gunicorn(database_url, tmp_path, workers=2)
+    load = StopLoad(server, 200, threads=6)
+    load.wait_for(100)
     server.kill()
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert len(acknowledged) >= 100, "the load never got going"
-    missing = [n for n in acknowledged if (sub := db.subscription("sms", n)) is None or sub.status != "unsubscribed"]
-    assert missing == []
+    load.stop()
+    assert len(load.acknowledged) >= 100, "the load never got going"
+    assert unrecorded(db, load.acknowledged) == []
 
 
 def test_workers_migrating_a_fresh_database_at_once(database_url, tmp_path, db):
@@ -119,46 +138,19 @@ def test_different_messages_for_one_address_at_two_servers_leave_the_latest_stat
 
 
 def test_acknowledged_opt_outs_survive_kill_9_of_the_workers(database_url, tmp_path, db):
-    import os
-    import signal
-    import subprocess
-
     server = gunicorn(database_url, tmp_path, workers=2)
-    acknowledged: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def fire(worker: int) -> None:
-        session = requests.Session()
-        for n in range(3000):
-            if stop.is_set():
-                return
-            number = f"+1415{worker:03d}{n:04d}"
-            try:
-                response = server.send("STOP", number, session=session, timeout=10)
-            except requests.RequestException:
-                continue
-            if response.status_code == 200 and b"unsubscribed" in response.content:
-                with lock:
-                    acknowledged.append(number)
-
-    threads = [threading.Thread(target=fire, args=(w,)) for w in range(400, 404)]
+    load = StopLoad(server, 400)
     try:
-        for thread in threads:
-            thread.start()
         for _ in range(3):  # kill every worker three times under load; the master starts new ones
             time.sleep(0.7)
             workers = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout.split()
             for pid in workers:
                 os.kill(int(pid), signal.SIGKILL)
         time.sleep(1.5)
-        answered_after = len(acknowledged)
+        answered_after = len(load.acknowledged)
         time.sleep(1.0)
-        assert len(acknowledged) > answered_after, "new workers did not take over"
+        assert len(load.acknowledged) > answered_after, "new workers did not take over"
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        load.stop()
         server.stop()
-    missing = [n for n in acknowledged if (sub := db.subscription("sms", n)) is None or sub.status != "unsubscribed"]
-    assert acknowledged and missing == []
+    assert load.acknowledged and unrecorded(db, load.acknowledged) == []
