@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Flask, Request
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 from webhook.configuration import KeywordConfigs
@@ -28,7 +28,7 @@ log = logging.getLogger("unsub")
 class AdminOnlySessions(SecureCookieSessionInterface):
     """Session cookies exist for the admin pages only; webhooks and the API never pay for them."""
 
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if not request.path.startswith("/admin"):
             return self.make_null_session(app)
         return super().open_session(app, request)

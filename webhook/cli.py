@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -28,7 +29,7 @@ def _keywords_path(path: str | None) -> Path:
     return local if local.is_file() else PACKAGED_KEYWORDS
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"unsub: error: {message}", err=True)
     sys.exit(1)
 

@@ -9,14 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from tests.e2e.servers import BIN, Server, free_port
-import requests
-
 from webhook.cli import main
-from webhook.settings import load_local_secrets
-from webhook.settings import PACKAGED_KEYWORDS
+from webhook.settings import PACKAGED_KEYWORDS, load_local_secrets
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections import Counter
 import time
+from collections import Counter
 from urllib.parse import urlsplit
 
 import pytest

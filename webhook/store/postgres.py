@@ -21,14 +21,14 @@ import re
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from webhook.domain import ConsentEvent, EventFilter, KeywordVersion, NewKeywordVersion, Recorded, Subscription
+from webhook.domain import ConsentEvent, EventFilter, KeywordVersion, NewKeywordVersion, Recorded, Status, Subscription
 from webhook.store import EVENT_COLUMNS, VERSION_COLUMNS, StoreUnavailable, event_from_row, migration_files, version_from_row
 
 POOL_MIN_SIZE = 1
@@ -225,14 +225,14 @@ class PostgresStore:
             return self._pool
 
     @contextmanager
-    def _connection(self, doing: str) -> Iterator[psycopg.Connection]:
+    def _connection(self, doing: str) -> Iterator[psycopg.Connection[DictRow]]:
         """A pooled connection; database trouble becomes StoreUnavailable."""
         pool = self._current_pool()
-        used: psycopg.Connection | None = None
+        used: psycopg.Connection[Any] | None = None
         try:
             with pool.connection() as conn:
                 used = conn
-                yield conn
+                yield cast("psycopg.Connection[DictRow]", conn)  # rows are dicts: row_factory=dict_row
         except PoolTimeout as error:
             reason = f": {pool.last_error}" if pool.last_error else ""
             raise StoreUnavailable(
@@ -275,7 +275,7 @@ class PostgresStore:
         # One statement in autocommit mode: one transaction, one round trip.
         with self._connection("record consent event") as conn:
             added, status = _append(conn, event, None)
-        return Recorded(created=added, status=status)
+        return Recorded(created=added, status=cast(Status, status))
 
     def import_events(self, events: list[ConsentEvent]) -> int:
         """Append events recorded elsewhere (a copy or an import), in one transaction.
@@ -434,7 +434,7 @@ class PostgresStore:
                 self._inherited.append(pool)
 
 
-def _append(conn: psycopg.Connection, event: ConsentEvent, recorded_at: datetime | None) -> tuple[bool, str]:
+def _append(conn: psycopg.Connection[DictRow], event: ConsentEvent, recorded_at: datetime | None) -> tuple[bool, str]:
     """Record one event with ``unsub_append_event`` (migration 0002): (added, status after it).
 
     The function locks the channel and address until its transaction ends, so events for

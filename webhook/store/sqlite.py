@@ -16,12 +16,22 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar, cast
 from urllib.parse import parse_qsl
 
 import sqlite_utils
 
-from webhook.domain import STATUS_OF_ACTION, ConsentEvent, EventFilter, KeywordVersion, NewKeywordVersion, Recorded, Subscription, utcnow
+from webhook.domain import (
+    STATUS_OF_ACTION,
+    ConsentEvent,
+    EventFilter,
+    KeywordVersion,
+    NewKeywordVersion,
+    Recorded,
+    Status,
+    Subscription,
+    utcnow,
+)
 from webhook.settings import sqlite_path
 from webhook.store import EVENT_COLUMNS, VERSION_COLUMNS, StoreUnavailable, event_from_row, migration_files, version_from_row
 
@@ -155,7 +165,7 @@ class SQLiteStore:
                     (event.channel, event.address),
                 ).fetchone()
                 status = row[0] if row else "unknown"
-        return Recorded(created=added, status=status)
+        return Recorded(created=added, status=cast(Status, status))
 
     def import_events(self, events: list[ConsentEvent]) -> int:
         """Append events recorded elsewhere (a copy or an import), in one transaction.
@@ -237,6 +247,7 @@ class SQLiteStore:
                 (version.content_hash, version.document, version.yaml, version.source, version.author,
                  version.note, version.diff, to_text(utcnow())),
             )
+            assert cursor.lastrowid is not None
             return self._keyword_version_in(conn, cursor.lastrowid)
 
     def _keyword_version_in(self, conn: sqlite3.Connection, number: int) -> KeywordVersion:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from webhook import consent
 from webhook.addresses import normalise_address
@@ -31,7 +32,7 @@ PUBLIC_ENDPOINTS = {"admin.login"}
 
 
 @bp.before_request
-def require_session() -> Response | None:
+def require_session() -> BaseResponse | None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     if not services().settings.admin_token or not session.get("admin"):

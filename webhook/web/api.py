@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from ruamel.yaml import YAML
 
 from webhook import consent
+from webhook.addresses import normalise_email
+from webhook.domain import ConsentEvent, iso
+from webhook.email_tokens import list_unsubscribe_headers, make_token, unsubscribe_url
 from webhook.keywords import KeywordConfigError, parse_document
 from webhook.matching import match
-from webhook.addresses import normalise_email
-from webhook.email_tokens import list_unsubscribe_headers, make_token, unsubscribe_url
-from webhook.domain import ConsentEvent, iso
 from webhook.web import services
 from webhook.web.errors import error_response
 

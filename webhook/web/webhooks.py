@@ -6,9 +6,8 @@ import logging
 
 from flask import Blueprint, Response, abort, request
 
-from webhook import consent
+from webhook import Services, consent
 from webhook.providers import twilio
-from webhook import Services
 from webhook.web import services
 
 bp = Blueprint("webhooks", __name__)
