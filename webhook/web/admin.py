@@ -221,7 +221,7 @@ def versions():
 
 @bp.get("/keywords/versions/<int:number>")
 def version(number: int):
-    found = services().store.keyword_version(number)
+    found = services().store.keyword_version(number) if number <= 2**62 else None
     if found is None:
         abort(404)
     return render_template("admin/version.html", version=found, current=services().keywords.version.number)
@@ -229,7 +229,7 @@ def version(number: int):
 
 @bp.post("/keywords/versions/<int:number>/rollback")
 def rollback(number: int):
-    version = services().keywords.rollback(number, author="admin")
+    version = services().keywords.rollback(number, author="admin") if number <= 2**62 else None
     if version is None:
         abort(404)
     flash(f"Rolled back: version {version.number} has the content of version {number}.")

@@ -191,7 +191,11 @@ def _version_json(version, *, full: bool = False) -> dict:
 
 
 def _invalid_config(error: KeywordConfigError) -> Response:
-    response = jsonify({"error": "invalid keyword configuration", "errors": [p.as_dict() for p in error.problems]})
+    response = jsonify({
+        "error": "invalid keyword configuration",
+        "message": f"{len(error.problems)} problem(s); the running version stays in force",
+        "errors": [p.as_dict() for p in error.problems],
+    })
     response.status_code = 422
     return response
 
@@ -263,17 +267,33 @@ def try_keywords() -> Response:
     })
 
 
+def _int_arg(name: str, default: int) -> int:
+    """An integer query parameter; 400 when it is given but is not one."""
+    values = request.args.getlist(name)
+    if not values:
+        return default
+    try:
+        if len(values) > 1:
+            raise ValueError
+        return int(values[0])
+    except ValueError:
+        abort(400, description=f"{name} must be one integer")
+
+
 @bp.get("/keywords/versions")
 def list_keyword_versions() -> Response:
-    limit = max(1, min(request.args.get("limit", 50, type=int) or 50, 200))
-    offset = max(0, request.args.get("offset", 0, type=int) or 0)
+    limit = max(1, min(_int_arg("limit", 50), 200))
+    offset = max(0, _int_arg("offset", 0))
     versions = services().store.keyword_versions(limit, offset)
     return jsonify({"versions": [_version_json(v) for v in versions], "current": services().keywords.version.number})
 
 
+MAX_VERSION = 2**62  # larger numbers cannot exist (and do not fit the database's integers)
+
+
 @bp.get("/keywords/versions/<int:number>")
 def get_keyword_version(number: int) -> Response:
-    version = services().store.keyword_version(number)
+    version = services().store.keyword_version(number) if number <= MAX_VERSION else None
     if version is None:
         return error_response(404, "not_found", f"no keyword version {number}")
     return jsonify(_version_json(version, full=True))
@@ -282,7 +302,7 @@ def get_keyword_version(number: int) -> Response:
 @bp.post("/keywords/versions/<int:number>/rollback")
 def rollback_keywords(number: int) -> Response:
     """A new version with the content of version ``number``."""
-    version = services().keywords.rollback(number, author=request.args.get("author") or "api")
+    version = services().keywords.rollback(number, author=request.args.get("author") or "api") if number <= MAX_VERSION else None
     if version is None:
         return error_response(404, "not_found", f"no keyword version {number}")
     return jsonify(_version_json(version, full=True))
