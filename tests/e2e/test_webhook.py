@@ -176,3 +176,36 @@ def test_status_callback_url_with_a_percent_encoded_query_is_verified_as_sent(tw
 def test_a_form_with_too_many_fields_is_refused_before_parsing_further(twilio):
     params = {f"F{i}": "x" for i in range(300)}
     assert twilio.post("/webhooks/twilio", params).status_code == 403
+
+
+def test_a_request_that_waited_too_long_in_front_of_the_app_is_shed(twilio, store):
+    import time
+
+    from tests.conftest import new_sid
+    from webhook.providers.twilio import SIGNATURE_HEADER, signature_for
+
+    params = {"MessageSid": new_sid(), "From": ALICE, "To": "+14155550100", "Body": "STOP"}
+    headers = {SIGNATURE_HEADER: signature_for(AUTH_TOKEN, "http://localhost/webhooks/twilio", params)}
+    late = twilio.client.post("/webhooks/twilio", data=params, headers={**headers, "X-Request-Start": str(int((time.time() - 12) * 1000))})
+    assert late.status_code == 503 and late.headers["Retry-After"]
+    assert store.event_count() == 0  # Twilio retries it
+    fresh = twilio.client.post("/webhooks/twilio", data=params, headers={**headers, "X-Request-Start": f"t={time.time() - 0.5:.3f}"})
+    assert fresh.status_code == 200 and store.event_count() == 1
+
+
+def test_queued_seconds_reads_heroku_and_nginx_headers():
+    from webhook.web.webhooks import queued_seconds
+
+    now = 1_764_151_200.0
+    assert queued_seconds(str(int((now - 2) * 1000)), now) == pytest.approx(2)  # Heroku: ms
+    assert queued_seconds("t=1764151190.5", now) == pytest.approx(9.5)  # nginx: s.ms
+    assert queued_seconds(str(int((now - 3) * 1_000_000)), now) == pytest.approx(3)  # microseconds
+    assert queued_seconds("garbage", now) is None and queued_seconds(None, now) is None
+    assert queued_seconds("12", now) is None  # not a time near now: ignored
+
+
+def test_invalid_utf8_body_is_refused_not_a_500(twilio, store):
+    body = b"MessageSid=SM1&From=%2B14155550123&Body=\xff\xfe\xfa"
+    response = twilio.client.post("/webhooks/twilio", data=body, content_type="application/x-www-form-urlencoded",
+                                  headers={"X-Twilio-Signature": "x"})
+    assert response.status_code == 403 and store.event_count() == 0

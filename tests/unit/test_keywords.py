@@ -149,3 +149,8 @@ def test_unreadable_file_is_named(tmp_path):
     with pytest.raises(KeywordConfigError) as caught:
         load_file(missing)
     assert str(missing) in str(caught.value)
+
+
+def test_huge_documents_are_refused_before_parsing():
+    with pytest.raises(KeywordConfigError, match="larger than 512 KiB"):
+        parse_yaml("brand: x\n" + "# padding\n" * 60_000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Blueprint, Response, abort, request
 
@@ -13,6 +14,7 @@ from webhook.web import services
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger("unsub.webhooks")
 CARRIER_BLOCK_CODES = frozenset({"21610"})
+MAX_QUEUED_SECONDS = 10.0  # leaves time to answer inside Twilio's 15 s
 MAX_FIELDS = 200  # Twilio sends about 20; MMS adds two per media item (at most 10)
 
 
@@ -50,8 +52,36 @@ def _require_twilio_signature(svc: Services) -> twilio.TwilioForm:
     return form
 
 
+def queued_seconds(header: str | None, now: float) -> float | None:
+    """How long a request waited before reaching the app, from a router's X-Request-Start
+    (Heroku: milliseconds since the epoch; nginx: "t=<seconds.millis>"), or None."""
+    if not header:
+        return None
+    value = header.strip().removeprefix("t=")
+    try:
+        started = float(value)
+    except ValueError:
+        return None
+    for scale in (1.0, 1e3, 1e6):  # seconds, milliseconds, microseconds
+        if abs(now - started / scale) < 86_400:
+            return max(0.0, now - started / scale)
+    return None
+
+
+def _shed_if_too_late() -> None:
+    """503 for a request that already waited too long in front of the app: Twilio gives
+    up after 15 s, so an answer later than that is lost work; Twilio retries a 503."""
+    waited = queued_seconds(request.headers.get("X-Request-Start"), time.time())
+    if waited is not None and waited > MAX_QUEUED_SECONDS:
+        log.warning("shed a webhook that waited %.1f s before reaching the app", waited)
+        response = Response("overloaded: retry later\n", status=503, mimetype="text/plain")
+        response.headers["Retry-After"] = "5"
+        abort(response)
+
+
 @bp.post("/webhooks/twilio")
 def inbound() -> Response:
+    _shed_if_too_late()
     svc = services()
     form = _require_twilio_signature(svc)
     try:
@@ -71,6 +101,7 @@ def inbound() -> Response:
 
 @bp.post("/webhooks/twilio/status")
 def status() -> Response:
+    _shed_if_too_late()
     svc = services()
     form = _require_twilio_signature(svc)
     try:
