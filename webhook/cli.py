@@ -15,8 +15,8 @@ from typing import NoReturn
 import click
 
 from webhook import __version__
+from webhook.consent import dry_run
 from webhook.keywords import KeywordConfigError, load_file
-from webhook.matching import match as match_text
 from webhook.settings import PACKAGED_KEYWORDS, SETTINGS, SettingsError, from_env, load_local_secrets
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -104,23 +104,15 @@ def match(text: str, channel: str, keywords_path: str | None, as_json: bool) -> 
     found_channel = config.channel(channel)
     if found_channel is None:
         _fail(f"unknown channel {channel!r}; channels: {', '.join(config.channels)}")
-    found = match_text(text, found_channel.index)
-    reply = found_channel.reply(found.intent, found.language) if found else None
-    result = {
-        "channel": channel,
-        "intent": found.intent if found else None,
-        "keyword": found.keyword if found else None,
-        "language": found.language if found else None,
-        "kind": found.kind if found else None,
-        "reply": reply,
-    }
+    result = dry_run(found_channel, text)
+    found = result.match
     if as_json:
-        click.echo(json.dumps(result, ensure_ascii=False))
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
     elif found is None:
         click.echo(f"{channel}: no intent (ordinary message: no reply, no change)")
     else:
         click.echo(f"{channel}: {found.intent} (keyword {found.keyword!r}, language {found.language}, {found.kind})")
-        click.echo(f"reply: {reply}")
+        click.echo(f"reply: {result.reply}")
 
 
 @main.command(context_settings=CONTEXT)

@@ -38,6 +38,33 @@ class InvalidAddress(ValueError):
 
 
 @dataclass(frozen=True)
+class DryRun:
+    """What a message would do on a channel, with nothing recorded."""
+
+    channel: str
+    match: Match | None
+    reply: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        found = self.match
+        return {
+            "channel": self.channel,
+            "intent": found.intent if found else None,
+            "keyword": found.keyword if found else None,
+            "language": found.language if found else None,
+            "kind": found.kind if found else None,
+            "reply": self.reply,
+            "changes_subscription": bool(found and found.intent in ("opt_out", "opt_in")),
+        }
+
+
+def dry_run(channel: Channel, text: str) -> DryRun:
+    """Match a message on a channel and pick its reply, recording nothing (CLI, API, admin pages)."""
+    found = match(text, channel.index)
+    return DryRun(channel.name, found, channel.reply(found.intent, found.language) if found else None)
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What an inbound message did: the channel, the match, whether a change was recorded, the reply."""
 
@@ -71,6 +98,26 @@ def _decide(msg: InboundMessage, channel: Channel) -> tuple[Match | None, str]:
     return found, text
 
 
+def _matched_event(
+    channel: Channel, address: str, found: Match, source: str, text: str, message_id: str | None,
+    config: KeywordConfig, at: datetime,
+) -> ConsentEvent:
+    """The consent event a matched opt-out or opt-in message records."""
+    return ConsentEvent(
+        channel=channel.name,
+        address=address,
+        action=found.intent,  # type: ignore[arg-type]
+        source=source,
+        occurred_at=at,
+        keyword=found.keyword,
+        language=found.language,
+        match_kind=found.kind,
+        raw_text=safe_text(text),
+        message_id=message_id,
+        config_version=config.version,
+    )
+
+
 def handle_inbound(msg: InboundMessage, config: KeywordConfig, store: Store) -> Outcome:
     """Match an inbound message on its channel, record an opt-out/opt-in, and choose the reply.
 
@@ -84,19 +131,7 @@ def handle_inbound(msg: InboundMessage, config: KeywordConfig, store: Store) -> 
     recorded = None
     if found.intent in ("opt_out", "opt_in"):
         recorded = store.record(
-            ConsentEvent(
-                channel=channel.name,
-                address=msg.address,
-                action=found.intent,  # type: ignore[arg-type]
-                source="keyword",
-                occurred_at=msg.received_at,
-                keyword=found.keyword,
-                language=found.language,
-                match_kind=found.kind,
-                raw_text=safe_text(text),
-                message_id=msg.message_id,
-                config_version=config.version,
-            )
+            _matched_event(channel, msg.address, found, "keyword", text, msg.message_id, config, msg.received_at)
         )
     # With OptOutType the provider has already sent its confirmation: send none.
     reply = None if msg.provider_intent else channel.reply(found.intent, found.language)
@@ -275,20 +310,6 @@ def handle_inbound_mail(mail: InboundMail, config: KeywordConfig, store: Store) 
     for text in (mail.subject, mail.first_line):
         found = match(text, channel.index)
         if found is not None and found.intent == "opt_out":
-            store.record(
-                ConsentEvent(
-                    channel=channel.name,
-                    address=mail.sender,
-                    action="opt_out",
-                    source="inbound_mail",
-                    occurred_at=utcnow(),
-                    keyword=found.keyword,
-                    language=found.language,
-                    match_kind=found.kind,
-                    raw_text=safe_text(text),
-                    message_id=mail.message_id,
-                    config_version=config.version,
-                )
-            )
+            store.record(_matched_event(channel, mail.sender, found, "inbound_mail", text, mail.message_id, config, utcnow()))
             return found
     return None

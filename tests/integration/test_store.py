@@ -205,6 +205,7 @@ def test_keyword_versions_are_numbered_and_listed_newest_first(store):
     assert [v.number for v in store.keyword_versions()] == [2, 1]
     assert store.keyword_version(1).yaml == "brand: x # hi\n" and store.keyword_version(1).created_at.tzinfo
     assert store.keyword_version(99) is None
+    assert store.keyword_version(2**70) is None and store.keyword_version(0) is None
 
 
 def test_an_unchanged_file_adds_no_version_and_admin_edits_stay(store):

@@ -76,6 +76,8 @@ EVENT_COLUMNS = (
     "id, channel, address, action, source, keyword, language, match_kind, raw_text, "
     "message_id, config_version, reason, occurred_at, recorded_at"
 )
+# Larger numbers cannot exist and do not fit a 64-bit integer column: no such version.
+MAX_VERSION_NUMBER = 2**63 - 1
 VERSION_COLUMNS = "id, content_hash, document, yaml, source, author, note, diff, created_at"
 
 

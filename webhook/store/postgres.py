@@ -29,7 +29,15 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from webhook.domain import ConsentEvent, EventFilter, KeywordVersion, NewKeywordVersion, Recorded, Status, Subscription
-from webhook.store import EVENT_COLUMNS, VERSION_COLUMNS, StoreUnavailable, event_from_row, migration_files, version_from_row
+from webhook.store import (
+    EVENT_COLUMNS,
+    MAX_VERSION_NUMBER,
+    VERSION_COLUMNS,
+    StoreUnavailable,
+    event_from_row,
+    migration_files,
+    version_from_row,
+)
 
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
@@ -390,6 +398,8 @@ class PostgresStore:
         return int(row["n"])
 
     def keyword_version(self, number: int) -> KeywordVersion | None:
+        if not 0 < number <= MAX_VERSION_NUMBER:
+            return None
         with self._connection("read keyword configuration") as conn:
             row = conn.execute(f"SELECT {VERSION_COLUMNS} FROM keyword_versions WHERE id = %s", (number,)).fetchone()
         return row_to_version(row) if row else None

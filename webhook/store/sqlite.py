@@ -33,7 +33,15 @@ from webhook.domain import (
     utcnow,
 )
 from webhook.settings import sqlite_path
-from webhook.store import EVENT_COLUMNS, VERSION_COLUMNS, StoreUnavailable, event_from_row, migration_files, version_from_row
+from webhook.store import (
+    EVENT_COLUMNS,
+    MAX_VERSION_NUMBER,
+    VERSION_COLUMNS,
+    StoreUnavailable,
+    event_from_row,
+    migration_files,
+    version_from_row,
+)
 
 BUSY_TIMEOUT_MS = 5000
 BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
@@ -263,6 +271,8 @@ class SQLiteStore:
         return self._query("SELECT coalesce(max(id), 0) AS n FROM keyword_versions")[0]["n"]
 
     def keyword_version(self, number: int) -> KeywordVersion | None:
+        if not 0 < number <= MAX_VERSION_NUMBER:
+            return None
         rows = self._query(f"SELECT {VERSION_COLUMNS} FROM keyword_versions WHERE id = ?", (number,))
         return row_to_version(rows[0]) if rows else None
 

@@ -22,7 +22,6 @@ from webhook import consent
 from webhook.addresses import normalise_address
 from webhook.domain import EventFilter, iso
 from webhook.keywords import INTENTS, KeywordConfigError, parse_document
-from webhook.matching import match
 from webhook.web import services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -204,9 +203,8 @@ def keyword_edit(channel: str, language: str):
             except KeywordConfigError as error:
                 errors, status = error.problems, 422
             else:
-                found = match(text, proposed_config.channels[channel].index)
-                reply = proposed_config.channels[channel].reply(found.intent, found.language) if found else None
-                tried = {"text": text, "match": found, "reply": reply}
+                result = consent.dry_run(proposed_config.channels[channel], text)
+                tried = {"text": text, "match": result.match, "reply": result.reply}
     return render_template(
         "admin/keyword_edit.html", channel=channel, language=language, fields=fields, errors=errors, tried=tried,
         version=svc.keywords.version, channel_type=document["channels"][channel]["type"],
@@ -221,7 +219,7 @@ def versions():
 
 @bp.get("/keywords/versions/<int:number>")
 def version(number: int):
-    found = services().store.keyword_version(number) if number <= 2**62 else None
+    found = services().store.keyword_version(number)
     if found is None:
         abort(404)
     return render_template("admin/version.html", version=found, current=services().keywords.version.number)
@@ -229,7 +227,7 @@ def version(number: int):
 
 @bp.post("/keywords/versions/<int:number>/rollback")
 def rollback(number: int):
-    version = services().keywords.rollback(number, author="admin") if number <= 2**62 else None
+    version = services().keywords.rollback(number, author="admin")
     if version is None:
         abort(404)
     flash(f"Rolled back: version {version.number} has the content of version {number}.")

@@ -18,7 +18,6 @@ from webhook.addresses import normalise_email
 from webhook.domain import ConsentEvent, iso
 from webhook.email_tokens import list_unsubscribe_headers, make_token, unsubscribe_url
 from webhook.keywords import KeywordConfigError, parse_document
-from webhook.matching import match
 from webhook.web import services
 from webhook.web.errors import error_response
 
@@ -255,16 +254,7 @@ def try_keywords() -> Response:
     channel = config.channel(body.channel)
     if channel is None:
         return error_response(404, "unknown_channel", f"unknown channel {body.channel!r}")
-    found = match(body.text, channel.index)
-    return jsonify({
-        "channel": channel.name,
-        "intent": found.intent if found else None,
-        "keyword": found.keyword if found else None,
-        "language": found.language if found else None,
-        "kind": found.kind if found else None,
-        "reply": channel.reply(found.intent, found.language) if found else None,
-        "changes_subscription": bool(found and found.intent in ("opt_out", "opt_in")),
-    })
+    return jsonify(consent.dry_run(channel, body.text).as_dict())
 
 
 def _int_arg(name: str, default: int) -> int:
@@ -288,12 +278,9 @@ def list_keyword_versions() -> Response:
     return jsonify({"versions": [_version_json(v) for v in versions], "current": services().keywords.version.number})
 
 
-MAX_VERSION = 2**62  # larger numbers cannot exist (and do not fit the database's integers)
-
-
 @bp.get("/keywords/versions/<int:number>")
 def get_keyword_version(number: int) -> Response:
-    version = services().store.keyword_version(number) if number <= MAX_VERSION else None
+    version = services().store.keyword_version(number)
     if version is None:
         return error_response(404, "not_found", f"no keyword version {number}")
     return jsonify(_version_json(version, full=True))
@@ -302,7 +289,7 @@ def get_keyword_version(number: int) -> Response:
 @bp.post("/keywords/versions/<int:number>/rollback")
 def rollback_keywords(number: int) -> Response:
     """A new version with the content of version ``number``."""
-    version = services().keywords.rollback(number, author=request.args.get("author") or "api") if number <= MAX_VERSION else None
+    version = services().keywords.rollback(number, author=request.args.get("author") or "api")
     if version is None:
         return error_response(404, "not_found", f"no keyword version {number}")
     return jsonify(_version_json(version, full=True))
