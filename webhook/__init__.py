@@ -68,12 +68,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     setting stops start-up with SettingsError (one line naming the setting).
     """
     settings = settings or from_env()
-    load_keywords(settings)  # a bad file stops start-up with one line
+    file_config = load_keywords(settings)  # a bad file stops start-up with one line
     if store is None:
         store = open_store(settings.database_url)
     try:
         store.migrate()
-        keywords = KeywordConfigs.start(store, settings.keywords_file)
+        keywords = KeywordConfigs.start(store, settings.keywords_file, file_config)
     except StoreUnavailable as error:
         raise SettingsError(f"DATABASE_URL cannot be used: {error}") from None
     finally:

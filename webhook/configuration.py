@@ -35,18 +35,18 @@ def _config_of(version: KeywordVersion) -> KeywordConfig:
 class KeywordConfigs:
     """The current configuration of this process, refreshed from the store when it changes."""
 
-    def __init__(self, store: Store, version: KeywordVersion) -> None:
+    def __init__(self, store: Store, version: KeywordVersion, config: KeywordConfig | None = None) -> None:
+        """``config``: the version already parsed, when the caller has it (saves a parse)."""
         self.store = store
-        self._state = (version, _config_of(version))  # swapped as one value
+        self._state = (version, config or _config_of(version))  # swapped as one value
         self._lock = threading.Lock()
         self._poller_pid: int | None = None
 
     @classmethod
-    def start(cls, store: Store, path: Path) -> "KeywordConfigs":
-        """Read the keywords file (already validated by the caller) and record it as a version
-        when it changed since it was last recorded; run the latest version."""
+    def start(cls, store: Store, path: Path, config: KeywordConfig) -> "KeywordConfigs":
+        """Record the keywords file (``config``: it, validated by the caller) as a version when
+        it changed since it was last recorded; run the latest version."""
         text = path.read_text(encoding="utf-8")
-        config = parse_yaml(text, str(path))
         previous = store.latest_keyword_version()
         version = store.add_keyword_version(
             NewKeywordVersion(
@@ -60,6 +60,10 @@ class KeywordConfigs:
             ),
             only_if_file_changed=True,
         )
+        if version.content_hash == config_version(config.document):
+            # The running version is the file just parsed: use it under its number.
+            config.version = str(version.number)
+            return cls(store, version, config)
         return cls(store, version)
 
     @property
@@ -95,7 +99,8 @@ class KeywordConfigs:
             self._use(version)
 
     def _use(self, version: KeywordVersion) -> None:
-        self._state = (version, _config_of(version))
+        if version.number != self.version.number:
+            self._state = (version, _config_of(version))
 
     def save(self, document: dict[str, Any] | None, *, yaml_text: str | None = None, source: str, author: str | None, note: str | None = None) -> tuple[KeywordVersion, bool]:
         """Validate and save a new version (a document, or YAML text). Returns it and whether
