@@ -34,6 +34,13 @@ def _fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
+def _local_secret(name: str) -> str:
+    """A secret that `unsub serve` generated in ./instance, or a clear failure."""
+    if not (Path("instance") / "secrets.env").is_file():
+        _fail(f"no {name}: set it in the environment, or run `unsub serve` in this folder first")
+    return load_local_secrets(Path("instance"))[name]
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="unsub")
 def main() -> None:
@@ -128,11 +135,7 @@ def simulate(text: str, url: str, sender: str, to: str, whatsapp: bool, message_
 
     Example: unsub simulate "STOP" --from +14155550123
     """
-    if not token:
-        secrets_file = Path("instance") / "secrets.env"
-        if not secrets_file.is_file():
-            _fail("no auth token: set TWILIO_AUTH_TOKEN or run `unsub serve` in this folder first")
-        token = load_local_secrets(Path("instance"))["TWILIO_AUTH_TOKEN"]
+    token = token or _local_secret("TWILIO_AUTH_TOKEN")
     from webhook.providers.twilio import SIGNATURE_HEADER, signature_for
 
     prefix = "whatsapp:" if whatsapp else ""
@@ -286,10 +289,7 @@ def email_link(address: str, channel: str, base_url: str, mailto: str | None, se
     normal = normalise_email(address)
     if normal is None:
         _fail(f"{address!r} is not an e-mail address")
-    if not secret_key:
-        if not (Path("instance") / "secrets.env").is_file():
-            _fail("no signing key: set SECRET_KEY or run `unsub serve` in this folder first")
-        secret_key = load_local_secrets(Path("instance"))["SECRET_KEY"]
+    secret_key = secret_key or _local_secret("SECRET_KEY")
     url = unsubscribe_url(base_url, make_token(secret_key, channel, normal))
     click.echo(url)
     for name, value in list_unsubscribe_headers(url, mailto).items():
