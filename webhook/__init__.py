@@ -14,6 +14,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 from webhook.configuration import KeywordConfigs
+from webhook.consent import AddressHash, address_hasher
 from webhook.keywords import KeywordConfig, KeywordConfigError, load_file
 from webhook.providers.twilio import SignatureChecker
 from webhook.settings import Settings, SettingsError, from_env
@@ -42,6 +43,8 @@ class Services:
     store: Store
     keywords: KeywordConfigs
     signatures: SignatureChecker
+    # The keyed hash erased, suppressed addresses are kept as (from SECRET_KEY).
+    address_hash: AddressHash
 
     @property
     def config(self) -> KeywordConfig:
@@ -94,9 +97,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.session_interface = AdminOnlySessions()
-    app.extensions["unsub"] = Services(settings, store, keywords, SignatureChecker(settings.twilio_auth_token))
+    app.extensions["unsub"] = Services(
+        settings, store, keywords, SignatureChecker(settings.twilio_auth_token), address_hasher(settings.secret_key or "")
+    )
 
-    from webhook.web import admin, api, email, errors, health, webhooks
+    from webhook.web import admin, api, api_data, email, errors, health, webhooks  # noqa: F401 (api_data adds routes)
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(email.bp)

@@ -120,3 +120,102 @@ class EventFilter:
     source: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+# Twilio message statuses in the order a message moves through them; callbacks may
+# arrive out of order, so a campaign message only ever moves to a higher stage.
+MESSAGE_STAGES = {
+    "accepted": 0, "scheduled": 0, "queued": 0, "sending": 0,
+    "sent": 1,
+    "failed": 2, "undelivered": 2, "canceled": 2,
+    "delivered": 3,
+    "read": 4,
+}
+DELIVERED_STAGE = 3
+
+
+@dataclass(frozen=True)
+class CampaignMessage:
+    """One campaign message to one address, by provider message id (status callback or API)."""
+
+    message_id: str
+    campaign: str
+    channel: str
+    address: str
+    status: str  # a key of MESSAGE_STAGES
+    at: datetime  # when this status was reported
+
+    @property
+    def stage(self) -> int:
+        return MESSAGE_STAGES[self.status]
+
+    @property
+    def delivered(self) -> bool:
+        return self.stage >= DELIVERED_STAGE
+
+
+FEEDBACK_KINDS = ("with_opt_out", "after_opt_out", "page")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Why someone left: text with the opt-out, the first message soon after it, or the e-mail page."""
+
+    channel: str
+    address: str
+    kind: str  # one of FEEDBACK_KINDS
+    text: str
+    received_at: datetime
+    message_id: str | None = None
+    id: int | None = None
+
+
+REVIEW_STATUSES = ("open", "confirmed", "dismissed")
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A message that mentions an opt-out keyword but was not honoured automatically."""
+
+    channel: str
+    address: str
+    text: str
+    received_at: datetime
+    message_id: str | None = None
+    id: int | None = None
+    status: str = "open"
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What erasing one address removed, and on which channels it stays suppressed by hash."""
+
+    address: str
+    suppressed_channels: list[str]
+    deleted: dict[str, int]  # table -> rows deleted
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """One unsubscribed address on a channel, for exports."""
+
+    channel: str
+    address: str
+    unsubscribed_at: datetime
+    source: str
+    keyword: str | None
+
+
+@dataclass(frozen=True)
+class RawStats:
+    """Counts from the store for one period; analytics turns them into the report."""
+
+    daily: list[tuple[str, str, str, int]]  # (day YYYY-MM-DD, channel, action, count)
+    campaigns: list[tuple[str, str, int, int]]  # (campaign, channel, delivered, attributed opt-outs)
+    keywords: list[tuple[str | None, str | None, int]]  # (keyword, language, opt-outs)
+    kinds: list[tuple[str, int]]  # (match kind or source, opt-outs)
+    feedback: list[Feedback]  # newest first, bounded
+    feedback_total: int
+    review_open: int

@@ -73,6 +73,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Two-letter country code used to read phone numbers written without `+` "
         "(admin API and audience lists), e.g. `US`.",
     ),
+    SettingSpec(
+        "ATTRIBUTION_WINDOW_HOURS",
+        "`72`",
+        "An opt-out counts against the latest campaign message delivered to that address on "
+        "that channel within this many hours before it (1 to 720).",
+    ),
 )
 
 
@@ -98,6 +104,7 @@ class Settings:
     default_region: str | None = None
     sendgrid_inbound_secret: str | None = None
     mailgun_signing_key: str | None = None
+    attribution_window_hours: int = 72
     # Where generated local-development secrets live (None in production).
     instance_path: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -160,6 +167,16 @@ def _resolve_keywords_file(value: str | None, cwd: Path) -> Path:
         return path
     local = cwd / "keywords.yaml"
     return local if local.is_file() else PACKAGED_KEYWORDS
+
+
+def _check_window(value: str) -> int:
+    try:
+        hours = int(value.strip())
+    except ValueError:
+        hours = 0
+    if not 1 <= hours <= 720:
+        raise SettingsError(f"ATTRIBUTION_WINDOW_HOURS={value!r} is not a whole number of hours from 1 to 720 (default 72)")
+    return hours
 
 
 def _check_region(value: str) -> str:
@@ -235,6 +252,7 @@ def from_env(
         default_region=_check_region(region) if region else None,
         sendgrid_inbound_secret=env.get("SENDGRID_INBOUND_SECRET") or None,
         mailgun_signing_key=env.get("MAILGUN_SIGNING_KEY") or None,
+        attribution_window_hours=_check_window(env["ATTRIBUTION_WINDOW_HOURS"]) if env.get("ATTRIBUTION_WINDOW_HOURS") else 72,
         instance_path=instance_path,
     )
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Iterable
 
-from webhook.domain import STATUS_OF_ACTION, ConsentEvent, Recorded, Subscription, utcnow
+from webhook.domain import STATUS_OF_ACTION, ConsentEvent, Feedback, Recorded, ReviewItem, Subscription, utcnow
 
 
 class FakeStore:
@@ -15,6 +15,9 @@ class FakeStore:
     def __init__(self) -> None:
         self.events: list[ConsentEvent] = []
         self.current: dict[tuple[str, str], Subscription] = {}
+        self.feedback: list[Feedback] = []
+        self.reviews: list[ReviewItem] = []
+        self.erased: dict[tuple[str, str], datetime] = {}  # (channel, hash) -> erased at
 
     def migrate(self) -> list[str]:
         return []
@@ -39,6 +42,48 @@ class FakeStore:
 
     def unsubscribed_among(self, channel: str, addresses: Iterable[str]) -> set[str]:
         return {a for a in addresses if (s := self.current.get((channel, a))) and s.status == "unsubscribed"}
+
+    def statuses_among(self, channel: str, addresses: Iterable[str]) -> dict[str, str]:
+        return {a: s.status for a in addresses if (s := self.current.get((channel, a)))}
+
+    def has_erasures(self, channel: str) -> bool:
+        return any(c == channel for c, _ in self.erased)
+
+    def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
+        return {h: self.erased[(channel, h)] for h in hashes if (channel, h) in self.erased}
+
+    def add_feedback(self, item: Feedback) -> bool:
+        if item.message_id and any(f.message_id == item.message_id for f in self.feedback):
+            return False
+        self.feedback.append(replace(item, id=len(self.feedback) + 1))
+        return True
+
+    def add_feedback_after_opt_out(self, item: Feedback, window: timedelta) -> bool:
+        sub = self.current.get((item.channel, item.address))
+        if sub is None or sub.status != "unsubscribed" or sub.updated_at is None:
+            return False
+        if not item.received_at - window <= sub.updated_at <= item.received_at:
+            return False
+        if any((f.channel, f.address, f.kind) == (item.channel, item.address, "after_opt_out")
+               and f.received_at >= sub.updated_at for f in self.feedback):
+            return False
+        return self.add_feedback(item)
+
+    def add_review_item(self, item: ReviewItem) -> bool:
+        if item.message_id and any(r.message_id == item.message_id for r in self.reviews):
+            return False
+        self.reviews.append(replace(item, id=len(self.reviews) + 1))
+        return True
+
+    def review_item(self, item_id: int) -> ReviewItem | None:
+        return next((r for r in self.reviews if r.id == item_id), None)
+
+    def decide_review_item(self, item_id: int, status: str, decided_by: str) -> bool:
+        for i, item in enumerate(self.reviews):
+            if item.id == item_id and item.status == "open":
+                self.reviews[i] = replace(item, status=status, decided_by=decided_by, decided_at=utcnow())
+                return True
+        return False
 
     def event_count(self, since: datetime | None = None) -> int:
         return len([e for e in self.events if since is None or e.occurred_at >= since])

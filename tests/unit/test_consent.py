@@ -15,6 +15,7 @@ from webhook.settings import PACKAGED_KEYWORDS
 
 CONFIG = load_file(PACKAGED_KEYWORDS)
 ALICE = "+14155550123"
+HASH = consent.address_hasher("unit-test-secret-key-0123456789")
 
 
 def inbound(body: str, channel_type: str = "sms", sid: str = "SM1", **extra) -> InboundMessage:
@@ -144,20 +145,20 @@ def test_admin_status_change_needs_a_known_channel_and_address(store):
 def test_audience_gates_campaigns_only(store):
     consent.handle_inbound(inbound("STOP"), CONFIG, store)
     addresses = ["+1 415 555 0123", "+14155550124", "nonsense", ALICE, "+14155550124"]
-    campaign = consent.audience(CONFIG, store, "sms", "campaign", addresses)
+    campaign = consent.audience(CONFIG, store, "sms", "campaign", addresses, HASH)
     assert campaign.sendable == ["+14155550124"]
     assert campaign.suppressed == [ALICE]
     assert campaign.invalid == ["nonsense"]
     for category in ("inbox", "flow"):
-        other = consent.audience(CONFIG, store, "sms", category, addresses)
+        other = consent.audience(CONFIG, store, "sms", category, addresses, HASH)
         assert other.sendable == [ALICE, "+14155550124"] and other.suppressed == []
     # An SMS opt-out does not suppress WhatsApp.
-    assert consent.audience(CONFIG, store, "whatsapp", "campaign", [ALICE]).sendable == [ALICE]
+    assert consent.audience(CONFIG, store, "whatsapp", "campaign", [ALICE], HASH).sendable == [ALICE]
 
 
 def test_audience_reads_national_numbers_with_a_default_region(store):
-    assert consent.audience(CONFIG, store, "sms", "campaign", ["(415) 555-0124"], region="US").sendable == ["+14155550124"]
-    assert consent.audience(CONFIG, store, "sms", "campaign", ["(415) 555-0124"]).invalid == ["(415) 555-0124"]
+    assert consent.audience(CONFIG, store, "sms", "campaign", ["(415) 555-0124"], HASH, region="US").sendable == ["+14155550124"]
+    assert consent.audience(CONFIG, store, "sms", "campaign", ["(415) 555-0124"], HASH).invalid == ["(415) 555-0124"]
 
 
 def test_raw_text_is_the_text_that_matched(store):

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
-from webhook.domain import ConsentEvent, EventFilter, KeywordVersion, NewKeywordVersion, Recorded, Subscription
+from webhook.domain import (
+    CampaignMessage,
+    ConsentEvent,
+    Erasure,
+    EventFilter,
+    Feedback,
+    KeywordVersion,
+    NewKeywordVersion,
+    RawStats,
+    Recorded,
+    ReviewItem,
+    Subscription,
+    Suppression,
+)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -66,6 +79,64 @@ class Store(Protocol):
     def keyword_versions(self, limit: int = 50, offset: int = 0) -> list[KeywordVersion]:
         """Newest first."""
 
+    # -- campaigns, feedback, review, erasure, statistics --------------------------------
+
+    def record_campaign_messages(self, messages: list[CampaignMessage]) -> int:
+        """Add or move forward campaign messages by message id, in one transaction.
+
+        A message keeps its first campaign, channel and address; its status only moves
+        to a higher stage; ``delivered_at`` is the first time it was delivered. Returns
+        how many message ids were new.
+        """
+
+    def statuses_among(self, channel: str, addresses: Iterable[str]) -> dict[str, str]:
+        """The current status of each of these addresses that has one on the channel."""
+
+    def has_erasures(self, channel: str) -> bool: ...
+
+    def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
+        """Which of these keyed hashes belong to erased, suppressed addresses (hash -> erased at)."""
+
+    def erase(self, address: str, hash_for: Callable[[str, str], str]) -> Erasure:
+        """Delete everything about an address on every channel, in one transaction.
+
+        On each channel where it was unsubscribed, ``hash_for(channel, address)`` is kept
+        so it stays suppressed. The only deletion the consent log allows.
+        """
+
+    def contact_events(self, address: str) -> list[ConsentEvent]:
+        """Consent events for an address on every channel, oldest first (audit export)."""
+
+    def contact_feedback(self, address: str) -> list[Feedback]: ...
+
+    def iter_suppressions(self, channel: str, batch: int = 1000, after: str = "") -> Iterator[list[Suppression]]:
+        """Unsubscribed addresses of a channel in address order (those after ``after``), in batches."""
+
+    def add_feedback(self, item: Feedback) -> bool:
+        """Keep a reason; a repeated message id adds nothing (returns False)."""
+
+    def add_feedback_after_opt_out(self, item: Feedback, window: timedelta) -> bool:
+        """Keep a message as the reason when it is the first one since the address opted
+        out on that channel, at most ``window`` earlier. Atomic; False when not kept."""
+
+    def feedback_items(self, limit: int = 50, offset: int = 0) -> tuple[list[Feedback], int]:
+        """Newest first, and how many there are."""
+
+    def add_review_item(self, item: ReviewItem) -> bool: ...
+
+    def review_items(self, status: str | None, limit: int = 50, offset: int = 0) -> tuple[list[ReviewItem], int]:
+        """Oldest first (a queue), and how many there are."""
+
+    def review_item(self, item_id: int) -> ReviewItem | None: ...
+
+    def decide_review_item(self, item_id: int, status: str, decided_by: str) -> bool:
+        """Close an open item as confirmed or dismissed; False when it is not open."""
+
+    def raw_stats(self, since: datetime, until: datetime, window: timedelta, channel: str | None = None) -> RawStats:
+        """Counts for [since, until): per day, per campaign (with opt-outs attributed to
+        the latest delivered campaign message within ``window`` before them), per keyword
+        and per match kind, plus recent feedback."""
+
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
 
@@ -78,6 +149,13 @@ EVENT_COLUMNS = (
 )
 # Larger numbers cannot exist and do not fit a 64-bit integer column: no such version.
 MAX_VERSION_NUMBER = 2**63 - 1
+FEEDBACK_COLUMNS = "id, channel, address, kind, text, message_id, received_at"
+REVIEW_COLUMNS = "id, channel, address, text, message_id, received_at, status, decided_by, decided_at"
+# Tables that hold an address; an erasure deletes from each (fixed names, never input).
+ADDRESS_TABLES = ("subscriptions", "consent_events", "campaign_messages", "feedback", "review_items")
+# Opt-outs that a campaign message may have caused (an imported list did not).
+ATTRIBUTED_SOURCES_EXCLUDED = ("import",)
+STATS_FEEDBACK_LIMIT = 200
 VERSION_COLUMNS = "id, content_hash, document, yaml, source, author, note, diff, created_at"
 
 
@@ -97,6 +175,21 @@ def version_from_row(row: Mapping[str, Any], when: Callable[[Any], datetime]) ->
         number=int(row["id"]), content_hash=row["content_hash"], document=row["document"], yaml=row["yaml"],
         source=row["source"], author=row["author"], note=row["note"], diff=row["diff"],
         created_at=when(row["created_at"]),
+    )
+
+
+def feedback_from_row(row: Mapping[str, Any], when: Callable[[Any], datetime]) -> Feedback:
+    return Feedback(
+        id=row["id"], channel=row["channel"], address=row["address"], kind=row["kind"], text=row["text"],
+        message_id=row["message_id"], received_at=when(row["received_at"]),
+    )
+
+
+def review_from_row(row: Mapping[str, Any], when: Callable[[Any], datetime]) -> ReviewItem:
+    return ReviewItem(
+        id=row["id"], channel=row["channel"], address=row["address"], text=row["text"], message_id=row["message_id"],
+        received_at=when(row["received_at"]), status=row["status"], decided_by=row["decided_by"],
+        decided_at=when(row["decided_at"]) if row["decided_at"] is not None else None,
     )
 
 

@@ -20,22 +20,42 @@ import os
 import re
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, cast
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Iterator, cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from webhook.domain import ConsentEvent, EventFilter, KeywordVersion, NewKeywordVersion, Recorded, Status, Subscription
+from webhook.domain import (
+    CampaignMessage,
+    ConsentEvent,
+    Erasure,
+    EventFilter,
+    Feedback,
+    KeywordVersion,
+    NewKeywordVersion,
+    RawStats,
+    Recorded,
+    ReviewItem,
+    Status,
+    Subscription,
+    Suppression,
+)
 from webhook.store import (
+    ADDRESS_TABLES,
     EVENT_COLUMNS,
+    FEEDBACK_COLUMNS,
     MAX_VERSION_NUMBER,
+    REVIEW_COLUMNS,
+    STATS_FEEDBACK_LIMIT,
     VERSION_COLUMNS,
     StoreUnavailable,
     event_from_row,
+    feedback_from_row,
     migration_files,
+    review_from_row,
     version_from_row,
 )
 
@@ -97,6 +117,19 @@ EVENT_FILTER = (
     "AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s) "
     "AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s)"
 )
+
+
+# The channels a table holds rows for, by a loose index scan (one index probe per channel).
+CHANNELS_OF = {
+    table: (
+        f"WITH RECURSIVE c(ch) AS (SELECT min(channel) FROM {table} UNION ALL "
+        f"SELECT (SELECT min(channel) FROM {table} WHERE channel > c.ch) FROM c WHERE c.ch IS NOT NULL) "
+        "SELECT ch FROM c WHERE ch IS NOT NULL"
+    )
+    for table in ADDRESS_TABLES
+}
+DELETE_ADDRESS = {table: f"DELETE FROM {table} WHERE channel = %s AND address = %s" for table in ADDRESS_TABLES}
+CHANNEL_FILTER = "(%(channel)s::text IS NULL OR {column} = %(channel)s)"
 
 
 def row_to_version(row: dict) -> KeywordVersion:
@@ -425,6 +458,259 @@ class PostgresStore:
             total = conn.execute(f"SELECT count(*) AS n FROM consent_events WHERE {EVENT_FILTER}", params).fetchone()
         assert total is not None
         return [row_to_event(row) for row in rows], int(total["n"])
+
+    # -- campaigns, feedback, review, erasure, statistics --------------------------------
+
+    def record_campaign_messages(self, messages: list[CampaignMessage]) -> int:
+        added = 0
+        with self._connection("record campaign messages") as conn:
+            with conn.transaction():
+                for m in messages:
+                    at = _utc(m.at)
+                    row = conn.execute(
+                        "INSERT INTO campaign_messages AS c (message_id, campaign, channel, address, status, stage, "
+                        "sent_at, delivered_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT (message_id) DO UPDATE SET status = EXCLUDED.status, stage = EXCLUDED.stage, "
+                        "updated_at = EXCLUDED.updated_at, delivered_at = coalesce(c.delivered_at, EXCLUDED.delivered_at) "
+                        "WHERE c.stage < EXCLUDED.stage RETURNING (xmax = 0) AS inserted",
+                        (_clean(m.message_id), _clean(m.campaign), _clean(m.channel), _clean(m.address), m.status,
+                         m.stage, at, at if m.delivered else None, at),
+                    ).fetchone()
+                    added += bool(row and row["inserted"])
+        return added
+
+    def statuses_among(self, channel: str, addresses: Iterable[str]) -> dict[str, str]:
+        wanted = [_clean(a) for a in addresses]
+        found: dict[str, str] = {}
+        if not wanted:
+            return found
+        with self._connection("read subscriptions") as conn:
+            for start in range(0, len(wanted), CHUNK):
+                rows = conn.execute(
+                    "SELECT address, status FROM subscriptions WHERE channel = %s AND address = ANY(%s::text[])",
+                    (_clean(channel), wanted[start:start + CHUNK]),
+                )
+                found.update((row["address"], row["status"]) for row in rows)
+        return found
+
+    def has_erasures(self, channel: str) -> bool:
+        with self._connection("read erasures") as conn:
+            return conn.execute(
+                "SELECT 1 FROM erased_addresses WHERE channel = %s LIMIT 1", (_clean(channel),)
+            ).fetchone() is not None
+
+    def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
+        wanted = [_clean(h) for h in hashes]
+        found: dict[str, datetime] = {}
+        if not wanted:
+            return found
+        with self._connection("read erasures") as conn:
+            for start in range(0, len(wanted), CHUNK):
+                rows = conn.execute(
+                    "SELECT address_hash, erased_at FROM erased_addresses WHERE channel = %s "
+                    "AND address_hash = ANY(%s::text[])",
+                    (_clean(channel), wanted[start:start + CHUNK]),
+                )
+                found.update((row["address_hash"], _utc(row["erased_at"])) for row in rows)
+        return found
+
+    def erase(self, address: str, hash_for: Callable[[str, str], str]) -> Erasure:
+        address = _clean(address)
+        deleted = dict.fromkeys(ADDRESS_TABLES, 0)
+        suppressed: list[str] = []
+        with self._connection("erase a contact") as conn:
+            with conn.transaction():
+                # Same lock as recording (unsub_append_event): no event for this address
+                # slips in between reading its channels and deleting them.
+                channels = sorted({row["ch"] for table in ADDRESS_TABLES for row in conn.execute(CHANNELS_OF[table])})
+                for channel in channels:
+                    conn.execute("SELECT pg_advisory_xact_lock(1970172770, hashtext(%s || ':' || %s))", (channel, address))
+                for channel in channels:
+                    row = conn.execute(
+                        "SELECT status FROM subscriptions WHERE channel = %s AND address = %s", (channel, address)
+                    ).fetchone()
+                    if row is not None and row["status"] == "unsubscribed":
+                        conn.execute(
+                            "INSERT INTO erased_addresses (channel, address_hash, erased_at) VALUES (%s, %s, now()) "
+                            "ON CONFLICT DO NOTHING",
+                            (channel, hash_for(channel, address)),
+                        )
+                        suppressed.append(channel)
+                conn.execute("SET LOCAL unsub.erasing = 'on'")
+                for channel in channels:
+                    for table in ADDRESS_TABLES:  # subscriptions first: they refer to events
+                        deleted[table] += conn.execute(DELETE_ADDRESS[table], (channel, address)).rowcount
+        return Erasure(address, suppressed, deleted)
+
+    def _channels(self, conn: psycopg.Connection[DictRow], table: str) -> list[str]:
+        return [row["ch"] for row in conn.execute(CHANNELS_OF[table])]
+
+    def contact_events(self, address: str) -> list[ConsentEvent]:
+        with self._connection("read history") as conn:
+            rows = conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM consent_events WHERE channel = ANY(%s::text[]) AND address = %s "
+                "ORDER BY occurred_at, id",
+                (self._channels(conn, "consent_events"), _clean(address)),
+            ).fetchall()
+        return [row_to_event(row) for row in rows]
+
+    def contact_feedback(self, address: str) -> list[Feedback]:
+        with self._connection("read feedback") as conn:
+            rows = conn.execute(
+                f"SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE channel = ANY(%s::text[]) AND address = %s "
+                "ORDER BY received_at, id",
+                (self._channels(conn, "feedback"), _clean(address)),
+            ).fetchall()
+        return [feedback_from_row(row, _utc) for row in rows]
+
+    def iter_suppressions(self, channel: str, batch: int = 1000, after: str = "") -> Iterator[list[Suppression]]:
+        last = _clean(after)
+        while True:
+            with self._connection("read suppressions") as conn:
+                rows = conn.execute(
+                    "SELECT s.address, s.updated_at, e.source, e.keyword FROM subscriptions s "
+                    "JOIN consent_events e ON e.id = s.event_id WHERE s.channel = %s AND s.status = 'unsubscribed' "
+                    "AND s.address > %s ORDER BY s.address LIMIT %s",
+                    (_clean(channel), last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1]["address"]
+            yield [Suppression(channel, row["address"], _utc(row["updated_at"]), row["source"], row["keyword"])
+                   for row in rows]
+
+    def add_feedback(self, item: Feedback) -> bool:
+        with self._connection("keep feedback") as conn:
+            return conn.execute(
+                "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (message_id) DO NOTHING",
+                (_clean(item.channel), _clean(item.address), item.kind, _clean(item.text), _clean(item.message_id),
+                 _utc(item.received_at)),
+            ).rowcount == 1
+
+    def add_feedback_after_opt_out(self, item: Feedback, window: timedelta) -> bool:
+        with self._connection("keep feedback") as conn:
+            with conn.transaction():
+                # The recording lock: two quick messages after a STOP cannot both be "the first".
+                conn.execute("SELECT pg_advisory_xact_lock(1970172770, hashtext(%s || ':' || %s))",
+                             (_clean(item.channel), _clean(item.address)))
+                return conn.execute(
+                    "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) "
+                    "SELECT s.channel, s.address, 'after_opt_out', %(text)s, %(message_id)s, %(at)s FROM subscriptions s "
+                    "WHERE s.channel = %(channel)s AND s.address = %(address)s AND s.status = 'unsubscribed' "
+                    "AND s.updated_at >= %(earliest)s AND s.updated_at <= %(at)s "
+                    "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.channel = s.channel AND f.address = s.address "
+                    "AND f.kind = 'after_opt_out' AND f.received_at >= s.updated_at) "
+                    "ON CONFLICT (message_id) DO NOTHING",
+                    {"text": _clean(item.text), "message_id": _clean(item.message_id), "at": _utc(item.received_at),
+                     "channel": _clean(item.channel), "address": _clean(item.address),
+                     "earliest": _utc(item.received_at - window)},
+                ).rowcount == 1
+
+    def feedback_items(self, limit: int = 50, offset: int = 0) -> tuple[list[Feedback], int]:
+        with self._connection("read feedback") as conn:
+            rows = conn.execute(
+                f"SELECT {FEEDBACK_COLUMNS} FROM feedback ORDER BY received_at DESC, id DESC LIMIT %s OFFSET %s",
+                (limit, offset),
+            ).fetchall()
+            total = conn.execute("SELECT count(*) AS n FROM feedback").fetchone()
+        assert total is not None
+        return [feedback_from_row(row, _utc) for row in rows], int(total["n"])
+
+    def add_review_item(self, item: ReviewItem) -> bool:
+        with self._connection("queue a message for review") as conn:
+            return conn.execute(
+                "INSERT INTO review_items (channel, address, text, message_id, received_at) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (message_id) DO NOTHING",
+                (_clean(item.channel), _clean(item.address), _clean(item.text), _clean(item.message_id),
+                 _utc(item.received_at)),
+            ).rowcount == 1
+
+    def review_items(self, status: str | None, limit: int = 50, offset: int = 0) -> tuple[list[ReviewItem], int]:
+        params = {"status": _clean(status), "limit": limit, "offset": offset}
+        where = "(%(status)s::text IS NULL OR status = %(status)s)"
+        with self._connection("read review queue") as conn:
+            rows = conn.execute(
+                f"SELECT {REVIEW_COLUMNS} FROM review_items WHERE {where} ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",
+                params,
+            ).fetchall()
+            total = conn.execute(f"SELECT count(*) AS n FROM review_items WHERE {where}", params).fetchone()
+        assert total is not None
+        return [review_from_row(row, _utc) for row in rows], int(total["n"])
+
+    def review_item(self, item_id: int) -> ReviewItem | None:
+        if not 0 < item_id <= MAX_VERSION_NUMBER:
+            return None
+        with self._connection("read review queue") as conn:
+            row = conn.execute(f"SELECT {REVIEW_COLUMNS} FROM review_items WHERE id = %s", (item_id,)).fetchone()
+        return review_from_row(row, _utc) if row else None
+
+    def decide_review_item(self, item_id: int, status: str, decided_by: str) -> bool:
+        if not 0 < item_id <= MAX_VERSION_NUMBER:
+            return False
+        with self._connection("decide a review item") as conn:
+            return conn.execute(
+                "UPDATE review_items SET status = %s, decided_by = %s, decided_at = now() WHERE id = %s AND status = 'open'",
+                (status, _clean(decided_by), item_id),
+            ).rowcount == 1
+
+    def raw_stats(self, since: datetime, until: datetime, window: timedelta, channel: str | None = None) -> RawStats:
+        p = {"since": _utc(since), "until": _utc(until), "late_until": _utc(until + window), "window": window,
+             "channel": _clean(channel), "limit": STATS_FEEDBACK_LIMIT}
+        in_period = "occurred_at >= %(since)s AND occurred_at < %(until)s"
+        by_channel = CHANNEL_FILTER.format(column="channel")
+        with self._connection("read statistics") as conn:
+            daily = conn.execute(
+                "SELECT to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, channel, action, count(*) AS n "
+                f"FROM consent_events WHERE {in_period} AND {by_channel} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", p,
+            ).fetchall()
+            sent = conn.execute(
+                "SELECT campaign, channel, count(delivered_at) AS delivered FROM campaign_messages "
+                f"WHERE sent_at >= %(since)s AND sent_at < %(until)s AND {by_channel} GROUP BY 1, 2", p,
+            ).fetchall()
+            attributed = conn.execute(
+                "SELECT m.campaign, m.channel, count(DISTINCT m.address) AS n FROM consent_events e "
+                "CROSS JOIN LATERAL (SELECT c.campaign, c.channel, c.address, c.sent_at FROM campaign_messages c "
+                "  WHERE c.channel = e.channel AND c.address = e.address AND c.delivered_at IS NOT NULL "
+                "  AND c.delivered_at <= e.occurred_at AND c.delivered_at >= e.occurred_at - %(window)s "
+                "  ORDER BY c.delivered_at DESC LIMIT 1) m "
+                "WHERE e.action = 'opt_out' AND e.source <> 'import' "
+                "AND e.occurred_at >= %(since)s AND e.occurred_at < %(late_until)s "
+                f"AND {CHANNEL_FILTER.format(column='e.channel')} "
+                "AND m.sent_at >= %(since)s AND m.sent_at < %(until)s GROUP BY 1, 2", p,
+            ).fetchall()
+            keywords = conn.execute(
+                f"SELECT keyword, language, count(*) AS n FROM consent_events WHERE action = 'opt_out' AND {in_period} "
+                f"AND {by_channel} AND keyword IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 50", p,
+            ).fetchall()
+            kinds = conn.execute(
+                "SELECT CASE WHEN source = 'keyword' THEN coalesce(match_kind, 'keyword') ELSE source END AS kind, "
+                f"count(*) AS n FROM consent_events WHERE action = 'opt_out' AND {in_period} AND {by_channel} "
+                "GROUP BY 1 ORDER BY 2 DESC, 1", p,
+            ).fetchall()
+            feedback = conn.execute(
+                f"SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE received_at >= %(since)s AND received_at < %(until)s "
+                f"AND {by_channel} ORDER BY received_at DESC, id DESC LIMIT %(limit)s", p,
+            ).fetchall()
+            feedback_total = conn.execute(
+                "SELECT count(*) AS n FROM feedback WHERE received_at >= %(since)s AND received_at < %(until)s "
+                f"AND {by_channel}", p,
+            ).fetchone()
+            review_open = conn.execute(
+                f"SELECT count(*) AS n FROM review_items WHERE status = 'open' AND {by_channel}", p
+            ).fetchone()
+        assert feedback_total is not None and review_open is not None
+        outs = {(row["campaign"], row["channel"]): int(row["n"]) for row in attributed}
+        return RawStats(
+            daily=[(row["day"], row["channel"], row["action"], int(row["n"])) for row in daily],
+            campaigns=[(row["campaign"], row["channel"], int(row["delivered"]), outs.get((row["campaign"], row["channel"]), 0))
+                       for row in sent],
+            keywords=[(row["keyword"], row["language"], int(row["n"])) for row in keywords],
+            kinds=[(row["kind"], int(row["n"])) for row in kinds],
+            feedback=[feedback_from_row(row, _utc) for row in feedback],
+            feedback_total=int(feedback_total["n"]),
+            review_open=int(review_open["n"]),
+        )
 
     def ping(self) -> None:
         try:

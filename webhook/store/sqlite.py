@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar, cast
 from urllib.parse import parse_qsl
@@ -23,23 +23,35 @@ import sqlite_utils
 
 from webhook.domain import (
     STATUS_OF_ACTION,
+    CampaignMessage,
     ConsentEvent,
+    Erasure,
     EventFilter,
+    Feedback,
     KeywordVersion,
     NewKeywordVersion,
+    RawStats,
     Recorded,
+    ReviewItem,
     Status,
     Subscription,
+    Suppression,
     utcnow,
 )
 from webhook.settings import sqlite_path
 from webhook.store import (
+    ADDRESS_TABLES,
     EVENT_COLUMNS,
+    FEEDBACK_COLUMNS,
     MAX_VERSION_NUMBER,
+    REVIEW_COLUMNS,
+    STATS_FEEDBACK_LIMIT,
     VERSION_COLUMNS,
     StoreUnavailable,
     event_from_row,
+    feedback_from_row,
     migration_files,
+    review_from_row,
     version_from_row,
 )
 
@@ -64,6 +76,20 @@ EVENT_FILTER = (
     "(? IS NULL OR channel = ?) AND (? IS NULL OR action = ?) AND (? IS NULL OR source = ?) "
     "AND (? IS NULL OR occurred_at >= ?) AND (? IS NULL OR occurred_at < ?)"
 )
+
+
+# The channels a table holds rows for, by a loose index scan (one index probe per channel).
+CHANNELS_OF = {
+    table: (
+        f"WITH RECURSIVE c(ch) AS (SELECT min(channel) FROM {table} UNION ALL "
+        f"SELECT (SELECT min(channel) FROM {table} WHERE channel > c.ch) FROM c WHERE c.ch IS NOT NULL) "
+        "SELECT ch FROM c WHERE ch IS NOT NULL"
+    )
+    for table in ADDRESS_TABLES
+}
+DELETE_ADDRESS = {table: f"DELETE FROM {table} WHERE channel = ? AND address = ?" for table in ADDRESS_TABLES}
+# "-259200 seconds" style modifiers; SQLite's %f has milliseconds: pad to our microseconds.
+WINDOW_START = "strftime('%Y-%m-%dT%H:%M:%f000Z', e.occurred_at, ?)"
 
 
 def row_to_version(row: dict) -> KeywordVersion:
@@ -293,6 +319,236 @@ class SQLiteStore:
         )
         total = self._query(f"SELECT count(*) AS n FROM consent_events WHERE {EVENT_FILTER}", params)[0]["n"]
         return [row_to_event(row) for row in rows], total
+
+    # -- campaigns, feedback, review, erasure, statistics --------------------------------
+
+    def record_campaign_messages(self, messages: list[CampaignMessage]) -> int:
+        added = 0
+        with self._write("record campaign messages") as conn:
+            for m in messages:
+                at = to_text(m.at)
+                new = conn.execute(
+                    "INSERT INTO campaign_messages (message_id, campaign, channel, address, status, stage, sent_at, "
+                    "delivered_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                    (m.message_id, m.campaign, m.channel, m.address, m.status, m.stage, at, at if m.delivered else None, at),
+                ).rowcount
+                if new:
+                    added += 1
+                    continue
+                conn.execute(
+                    "UPDATE campaign_messages SET status = ?, stage = ?, updated_at = ?, "
+                    "delivered_at = coalesce(delivered_at, ?) WHERE message_id = ? AND stage < ?",
+                    (m.status, m.stage, at, at if m.delivered else None, m.message_id, m.stage),
+                )
+        return added
+
+    def statuses_among(self, channel: str, addresses: Iterable[str]) -> dict[str, str]:
+        wanted = list(addresses)
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), CHUNK):
+            rows = self._query(
+                "SELECT address, status FROM subscriptions WHERE channel = ? "
+                "AND address IN (SELECT value FROM json_each(?))",
+                (channel, _json_list(wanted[start:start + CHUNK])),
+            )
+            found.update((row["address"], row["status"]) for row in rows)
+        return found
+
+    def has_erasures(self, channel: str) -> bool:
+        return bool(self._query("SELECT 1 AS x FROM erased_addresses WHERE channel = ? LIMIT 1", (channel,)))
+
+    def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
+        wanted = list(hashes)
+        found: dict[str, datetime] = {}
+        for start in range(0, len(wanted), CHUNK):
+            rows = self._query(
+                "SELECT address_hash, erased_at FROM erased_addresses WHERE channel = ? "
+                "AND address_hash IN (SELECT value FROM json_each(?))",
+                (channel, _json_list(wanted[start:start + CHUNK])),
+            )
+            found.update((row["address_hash"], from_text(row["erased_at"])) for row in rows)
+        return found
+
+    def erase(self, address: str, hash_for: Callable[[str, str], str]) -> Erasure:
+        deleted = dict.fromkeys(ADDRESS_TABLES, 0)
+        suppressed: list[str] = []
+        now = to_text(utcnow())
+        with self._write("erase a contact") as conn:
+            channels = sorted({row[0] for table in ADDRESS_TABLES for row in conn.execute(CHANNELS_OF[table])})
+            for channel in channels:
+                row = conn.execute(
+                    "SELECT status FROM subscriptions WHERE channel = ? AND address = ?", (channel, address)
+                ).fetchone()
+                if row is not None and row[0] == "unsubscribed":
+                    conn.execute(
+                        "INSERT INTO erased_addresses (channel, address_hash, erased_at) VALUES (?, ?, ?) "
+                        "ON CONFLICT DO NOTHING",
+                        (channel, hash_for(channel, address), now),
+                    )
+                    suppressed.append(channel)
+            conn.execute("INSERT INTO erasure_in_progress (marker) VALUES (1)")
+            for channel in channels:
+                for table in ADDRESS_TABLES:  # subscriptions first: they refer to events
+                    deleted[table] += conn.execute(DELETE_ADDRESS[table], (channel, address)).rowcount
+            conn.execute("DELETE FROM erasure_in_progress")
+        return Erasure(address, suppressed, deleted)
+
+    def contact_events(self, address: str) -> list[ConsentEvent]:
+        found: list[ConsentEvent] = []
+        for channel in self._channels("consent_events"):
+            found.extend(self.history(channel, address, limit=1_000_000))
+        return sorted(found, key=lambda e: (e.occurred_at, e.id or 0))
+
+    def contact_feedback(self, address: str) -> list[Feedback]:
+        found: list[Feedback] = []
+        for channel in self._channels("feedback"):
+            rows = self._query(
+                f"SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE channel = ? AND address = ? ORDER BY received_at, id",
+                (channel, address),
+            )
+            found.extend(feedback_from_row(row, from_text) for row in rows)
+        return sorted(found, key=lambda f: (f.received_at, f.id or 0))
+
+    def _channels(self, table: str) -> list[str]:
+        return [row["ch"] for row in self._query(CHANNELS_OF[table])]
+
+    def iter_suppressions(self, channel: str, batch: int = 1000, after: str = "") -> Iterator[list[Suppression]]:
+        last = after
+        while True:
+            rows = self._query(
+                "SELECT s.address, s.updated_at, e.source, e.keyword FROM subscriptions s "
+                "JOIN consent_events e ON e.id = s.event_id "
+                "WHERE s.channel = ? AND s.status = 'unsubscribed' AND s.address > ? ORDER BY s.address LIMIT ?",
+                (channel, last, batch),
+            )
+            if not rows:
+                return
+            last = rows[-1]["address"]
+            yield [
+                Suppression(channel, row["address"], from_text(row["updated_at"]), row["source"], row["keyword"])
+                for row in rows
+            ]
+
+    def add_feedback(self, item: Feedback) -> bool:
+        with self._write("keep feedback") as conn:
+            return conn.execute(
+                "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (message_id) DO NOTHING",
+                (item.channel, item.address, item.kind, item.text, item.message_id, to_text(item.received_at)),
+            ).rowcount == 1
+
+    def add_feedback_after_opt_out(self, item: Feedback, window: timedelta) -> bool:
+        with self._write("keep feedback") as conn:
+            return conn.execute(
+                "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) "
+                "SELECT ?, ?, 'after_opt_out', ?, ?, ? FROM subscriptions s "
+                "WHERE s.channel = ? AND s.address = ? AND s.status = 'unsubscribed' "
+                "AND s.updated_at >= ? AND s.updated_at <= ? "
+                "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.channel = s.channel AND f.address = s.address "
+                "AND f.kind = 'after_opt_out' AND f.received_at >= s.updated_at) "
+                "ON CONFLICT (message_id) DO NOTHING",
+                (item.channel, item.address, item.text, item.message_id, to_text(item.received_at),
+                 item.channel, item.address, to_text(item.received_at - window), to_text(item.received_at)),
+            ).rowcount == 1
+
+    def feedback_items(self, limit: int = 50, offset: int = 0) -> tuple[list[Feedback], int]:
+        rows = self._query(
+            f"SELECT {FEEDBACK_COLUMNS} FROM feedback ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?", (limit, offset)
+        )
+        total = self._query("SELECT count(*) AS n FROM feedback")[0]["n"]
+        return [feedback_from_row(row, from_text) for row in rows], total
+
+    def add_review_item(self, item: ReviewItem) -> bool:
+        with self._write("queue a message for review") as conn:
+            return conn.execute(
+                "INSERT INTO review_items (channel, address, text, message_id, received_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (message_id) DO NOTHING",
+                (item.channel, item.address, item.text, item.message_id, to_text(item.received_at)),
+            ).rowcount == 1
+
+    def review_items(self, status: str | None, limit: int = 50, offset: int = 0) -> tuple[list[ReviewItem], int]:
+        rows = self._query(
+            f"SELECT {REVIEW_COLUMNS} FROM review_items WHERE (? IS NULL OR status = ?) ORDER BY id LIMIT ? OFFSET ?",
+            (status, status, limit, offset),
+        )
+        total = self._query("SELECT count(*) AS n FROM review_items WHERE (? IS NULL OR status = ?)", (status, status))
+        return [review_from_row(row, from_text) for row in rows], total[0]["n"]
+
+    def review_item(self, item_id: int) -> ReviewItem | None:
+        if not 0 < item_id <= MAX_VERSION_NUMBER:
+            return None
+        rows = self._query(f"SELECT {REVIEW_COLUMNS} FROM review_items WHERE id = ?", (item_id,))
+        return review_from_row(rows[0], from_text) if rows else None
+
+    def decide_review_item(self, item_id: int, status: str, decided_by: str) -> bool:
+        if not 0 < item_id <= MAX_VERSION_NUMBER:
+            return False
+        with self._write("decide a review item") as conn:
+            return conn.execute(
+                "UPDATE review_items SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = 'open'",
+                (status, decided_by, to_text(utcnow()), item_id),
+            ).rowcount == 1
+
+    def raw_stats(self, since: datetime, until: datetime, window: timedelta, channel: str | None = None) -> RawStats:
+        start, end = to_text(since), to_text(until)
+        late_end = to_text(until + window)
+        daily = self._query(
+            "SELECT substr(occurred_at, 1, 10) AS day, channel, action, count(*) AS n FROM consent_events "
+            "WHERE occurred_at >= ? AND occurred_at < ? AND (? IS NULL OR channel = ?) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            (start, end, channel, channel),
+        )
+        sent = self._query(
+            "SELECT campaign, channel, count(delivered_at) AS delivered FROM campaign_messages "
+            "WHERE sent_at >= ? AND sent_at < ? AND (? IS NULL OR channel = ?) GROUP BY 1, 2",
+            (start, end, channel, channel),
+        )
+        attributed = self._query(
+            "WITH outs AS (SELECT e.channel, e.address, (SELECT m.message_id FROM campaign_messages m "
+            "  WHERE m.channel = e.channel AND m.address = e.address AND m.delivered_at IS NOT NULL "
+            f"  AND m.delivered_at <= e.occurred_at AND m.delivered_at >= {WINDOW_START} "
+            "  ORDER BY m.delivered_at DESC LIMIT 1) AS message_id "
+            " FROM consent_events e WHERE e.action = 'opt_out' AND e.source <> 'import' "
+            " AND e.occurred_at >= ? AND e.occurred_at < ? AND (? IS NULL OR e.channel = ?)) "
+            "SELECT m.campaign, m.channel, count(DISTINCT m.address) AS n FROM outs "
+            "JOIN campaign_messages m ON m.message_id = outs.message_id "
+            "WHERE m.sent_at >= ? AND m.sent_at < ? GROUP BY 1, 2",
+            (f"-{int(window.total_seconds())} seconds", start, late_end, channel, channel, start, end),
+        )
+        outs = {(row["campaign"], row["channel"]): row["n"] for row in attributed}
+        keywords = self._query(
+            "SELECT keyword, language, count(*) AS n FROM consent_events WHERE action = 'opt_out' "
+            "AND occurred_at >= ? AND occurred_at < ? AND (? IS NULL OR channel = ?) AND keyword IS NOT NULL "
+            "GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 50",
+            (start, end, channel, channel),
+        )
+        kinds = self._query(
+            "SELECT CASE WHEN source = 'keyword' THEN coalesce(match_kind, 'keyword') ELSE source END AS kind, "
+            "count(*) AS n FROM consent_events WHERE action = 'opt_out' AND occurred_at >= ? AND occurred_at < ? "
+            "AND (? IS NULL OR channel = ?) GROUP BY 1 ORDER BY 2 DESC, 1",
+            (start, end, channel, channel),
+        )
+        feedback = self._query(
+            f"SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE received_at >= ? AND received_at < ? "
+            "AND (? IS NULL OR channel = ?) ORDER BY received_at DESC, id DESC LIMIT ?",
+            (start, end, channel, channel, STATS_FEEDBACK_LIMIT),
+        )
+        feedback_total = self._query(
+            "SELECT count(*) AS n FROM feedback WHERE received_at >= ? AND received_at < ? AND (? IS NULL OR channel = ?)",
+            (start, end, channel, channel),
+        )[0]["n"]
+        review_open = self._query(
+            "SELECT count(*) AS n FROM review_items WHERE status = 'open' AND (? IS NULL OR channel = ?)", (channel, channel)
+        )[0]["n"]
+        return RawStats(
+            daily=[(row["day"], row["channel"], row["action"], row["n"]) for row in daily],
+            campaigns=[(row["campaign"], row["channel"], row["delivered"], outs.get((row["campaign"], row["channel"]), 0))
+                       for row in sent],
+            keywords=[(row["keyword"], row["language"], row["n"]) for row in keywords],
+            kinds=[(row["kind"], row["n"]) for row in kinds],
+            feedback=[feedback_from_row(row, from_text) for row in feedback],
+            feedback_total=feedback_total,
+            review_open=review_open,
+        )
 
     def ping(self) -> None:
         try:

@@ -61,7 +61,7 @@ def require_admin_token() -> Response | None:
     return None
 
 
-def _json_body(model: type[BaseModel]) -> BaseModel:
+def json_body(model: type[BaseModel]) -> BaseModel:
     data = request.get_json(silent=True)
     if data is None:
         abort(400, description="the body must be a JSON object (Content-Type: application/json)")
@@ -110,7 +110,7 @@ def get_subscription(channel: str, address: str) -> Response:
     svc = services()
     try:
         name, normal, subscription, history = consent.lookup(
-            svc.config, svc.store, channel, address, svc.settings.default_region
+            svc.config, svc.store, channel, address, svc.address_hash, svc.settings.default_region
         )
     except (consent.UnknownChannel, consent.InvalidAddress) as error:
         return _resolve_errors(error)
@@ -120,7 +120,7 @@ def get_subscription(channel: str, address: str) -> Response:
 @bp.put("/subscriptions/<channel>/<path:address>")
 def put_subscription(channel: str, address: str) -> Response:
     svc = services()
-    body = _json_body(SetStatusBody)
+    body = json_body(SetStatusBody)
     assert isinstance(body, SetStatusBody)
     try:
         name, normal, subscription, history = consent.set_status(
@@ -134,10 +134,12 @@ def put_subscription(channel: str, address: str) -> Response:
 @bp.post("/audience")
 def post_audience() -> Response:
     svc = services()
-    body = _json_body(AudienceBody)
+    body = json_body(AudienceBody)
     assert isinstance(body, AudienceBody)
     try:
-        result = consent.audience(svc.config, svc.store, body.channel, body.category, body.addresses, svc.settings.default_region)
+        result = consent.audience(
+            svc.config, svc.store, body.channel, body.category, body.addresses, svc.address_hash, svc.settings.default_region
+        )
     except consent.UnknownChannel as error:
         return error_response(404, "unknown_channel", str(error))
     return jsonify({"sendable": result.sendable, "suppressed": result.suppressed, "invalid": result.invalid})
@@ -154,7 +156,7 @@ class EmailLinksBody(BaseModel):
 def post_email_links() -> Response:
     """Unsubscribe links and List-Unsubscribe headers for campaign e-mails."""
     svc = services()
-    body = _json_body(EmailLinksBody)
+    body = json_body(EmailLinksBody)
     assert isinstance(body, EmailLinksBody)
     channel = svc.config.channel(body.channel)
     if channel is None or channel.type != "email":
@@ -245,7 +247,7 @@ class TryBody(BaseModel):
 def try_keywords() -> Response:
     """Dry run: what a message would do on a channel, under the running or a proposed configuration."""
     svc = services()
-    body = _json_body(TryBody)
+    body = json_body(TryBody)
     assert isinstance(body, TryBody)
     try:
         config = parse_document(body.document) if body.document is not None else svc.config
@@ -257,7 +259,7 @@ def try_keywords() -> Response:
     return jsonify(consent.dry_run(channel, body.text).as_dict())
 
 
-def _int_arg(name: str, default: int) -> int:
+def int_arg(name: str, default: int) -> int:
     """An integer query parameter; 400 when it is given but is not one."""
     values = request.args.getlist(name)
     if not values:
@@ -272,8 +274,8 @@ def _int_arg(name: str, default: int) -> int:
 
 @bp.get("/keywords/versions")
 def list_keyword_versions() -> Response:
-    limit = max(1, min(_int_arg("limit", 50), 200))
-    offset = max(0, _int_arg("offset", 0))
+    limit = max(1, min(int_arg("limit", 50), 200))
+    offset = max(0, int_arg("offset", 0))
     versions = services().store.keyword_versions(limit, offset)
     return jsonify({"versions": [_version_json(v) for v in versions], "current": services().keywords.version.number})
 

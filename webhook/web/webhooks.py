@@ -120,4 +120,17 @@ def status() -> Response:
         )
         log.info("carrier opt-out of %s from status callback %s (%s)", mask(callback.recipient), callback.message_id,
                  "recorded" if recorded.created else "duplicate")
+    campaign = request.args.get("campaign")
+    if campaign is not None:
+        # StatusCallback=https://.../webhooks/twilio/status?campaign=spring-sale: a campaign message.
+        try:
+            consent.check_campaign_id(campaign)
+        except ValueError as error:
+            abort(400, description=f"StatusCallback URL: {error}")
+        message = consent.campaign_message_from_status(
+            svc.config, campaign, message_id=callback.message_id, status=callback.status, recipient=callback.recipient,
+            sender=callback.sender, messaging_service_sid=callback.messaging_service_sid, whatsapp=callback.is_whatsapp,
+        )
+        if message is not None:
+            svc.store.record_campaign_messages([message])
     return Response(status=204)
