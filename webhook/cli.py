@@ -308,3 +308,7 @@ def list_settings() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# The list commands (audience, suppressions, campaign, contact, stats) register themselves on `main`.
+from webhook import cli_lists  # noqa: E402,F401

@@ -169,7 +169,7 @@ def _resolve_keywords_file(value: str | None, cwd: Path) -> Path:
     return local if local.is_file() else PACKAGED_KEYWORDS
 
 
-def _check_window(value: str) -> int:
+def check_window(value: str) -> int:
     try:
         hours = int(value.strip())
     except ValueError:
@@ -252,7 +252,7 @@ def from_env(
         default_region=_check_region(region) if region else None,
         sendgrid_inbound_secret=env.get("SENDGRID_INBOUND_SECRET") or None,
         mailgun_signing_key=env.get("MAILGUN_SIGNING_KEY") or None,
-        attribution_window_hours=_check_window(env["ATTRIBUTION_WINDOW_HOURS"]) if env.get("ATTRIBUTION_WINDOW_HOURS") else 72,
+        attribution_window_hours=check_window(env["ATTRIBUTION_WINDOW_HOURS"]) if env.get("ATTRIBUTION_WINDOW_HOURS") else 72,
         instance_path=instance_path,
     )
 

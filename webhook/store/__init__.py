@@ -112,6 +112,9 @@ class Store(Protocol):
     def iter_suppressions(self, channel: str, batch: int = 1000, after: str = "") -> Iterator[list[Suppression]]:
         """Unsubscribed addresses of a channel in address order (those after ``after``), in batches."""
 
+    def suppression_count(self, channel: str) -> int:
+        """How many addresses are unsubscribed on the channel."""
+
     def add_feedback(self, item: Feedback) -> bool:
         """Keep a reason; a repeated message id adds nothing (returns False)."""
 

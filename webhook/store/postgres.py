@@ -579,6 +579,14 @@ class PostgresStore:
             yield [Suppression(channel, row["address"], _utc(row["updated_at"]), row["source"], row["keyword"])
                    for row in rows]
 
+    def suppression_count(self, channel: str) -> int:
+        with self._connection("count suppressions") as conn:
+            row = conn.execute(
+                "SELECT count(*) AS n FROM subscriptions WHERE channel = %s AND status = 'unsubscribed'", (_clean(channel),)
+            ).fetchone()
+        assert row is not None
+        return int(row["n"])
+
     def add_feedback(self, item: Feedback) -> bool:
         with self._connection("keep feedback") as conn:
             return conn.execute(

@@ -429,6 +429,11 @@ class SQLiteStore:
                 for row in rows
             ]
 
+    def suppression_count(self, channel: str) -> int:
+        return self._query(
+            "SELECT count(*) AS n FROM subscriptions WHERE channel = ? AND status = 'unsubscribed'", (channel,)
+        )[0]["n"]
+
     def add_feedback(self, item: Feedback) -> bool:
         with self._write("keep feedback") as conn:
             return conn.execute(

@@ -1,0 +1,438 @@
+"""`unsub audience`, `unsub suppressions`, `unsub campaign`, `unsub contact` and `unsub stats`:
+contact lists in and out of the database, streamed, so a million rows need no more memory than ten."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta, timezone
+from itertools import islice
+from pathlib import Path
+from typing import IO, Callable, Iterator
+
+import click
+
+from webhook import consent
+from webhook.addresses import normalise_address
+from webhook.analytics import build_report
+from webhook.cli import CONTEXT, _fail, _keywords_path, main
+from webhook.contact_files import ContactFileError, open_rows, parse_when
+from webhook.domain import ConsentEvent, iso, utcnow
+from webhook.keywords import Channel, KeywordConfig, KeywordConfigError, load_file, parse_document
+from webhook.settings import SettingsError, check_database_url, check_window, load_local_secrets
+from webhook.store import Store, StoreUnavailable, open_store
+
+CHUNK = 5000  # rows looked up in the database at once
+IMPORT_BATCH = 1000  # events per transaction
+
+
+@contextmanager
+def _database() -> Iterator[tuple[Store, KeywordConfig]]:
+    """The store DATABASE_URL names (migrated) and the keyword configuration in force there."""
+    try:
+        store = open_store(check_database_url(os.environ.get("DATABASE_URL") or "sqlite:///unsub.db"))
+        store.migrate()
+        latest = store.latest_keyword_version()
+        if latest is not None:
+            config = parse_document(json.loads(latest.document), f"keyword version {latest.number}", str(latest.number))
+        else:
+            config = load_file(_keywords_path(os.environ.get("KEYWORDS_FILE")))
+    except (SettingsError, StoreUnavailable, KeywordConfigError) as error:
+        _fail(str(error))
+    try:
+        yield store, config
+    except StoreUnavailable as error:
+        _fail(str(error))
+    finally:
+        store.close()
+
+
+def _channel(config: KeywordConfig, name: str) -> Channel:
+    channel = config.channel(name)
+    if channel is None:
+        _fail(f"unknown channel {name!r}; channels: {', '.join(sorted(config.channels))}")
+    return channel
+
+
+class LazyHasher:
+    """The erased-address hash, with SECRET_KEY read only when an erased contact must be checked."""
+
+    def __init__(self) -> None:
+        self._hash: consent.AddressHash | None = None
+
+    def __call__(self, channel: str, address: str) -> str:
+        return self.resolve()(channel, address)
+
+    def resolve(self) -> consent.AddressHash:
+        """The hash function; fails with a clear message when SECRET_KEY cannot be found."""
+        if self._hash is None:
+            secret = os.environ.get("SECRET_KEY")
+            if not secret and (Path("instance") / "secrets.env").is_file():
+                secret = load_local_secrets(Path("instance"))["SECRET_KEY"]
+            if not secret:
+                _fail("erased contacts are kept as a hash keyed with the service's SECRET_KEY: "
+                      "set SECRET_KEY to the value the service runs with")
+            self._hash = consent.address_hasher(secret)
+        return self._hash
+
+
+class Progress:
+    """A progress bar on stderr by bytes read, when stderr is a terminal; silent otherwise."""
+
+    def __init__(self, raw: IO[bytes], label: str, quiet: bool) -> None:
+        self.raw = raw
+        self.done = 0
+        size = _size(raw)
+        self.bar = None
+        if not quiet and size and sys.stderr.isatty():
+            self.bar = click.progressbar(length=size, label=label, file=sys.stderr, show_eta=True, show_percent=True)
+            self.bar.__enter__()
+
+    def update(self) -> None:
+        if self.bar is not None:
+            position = self.raw.tell()
+            self.bar.update(position - self.done)
+            self.done = position
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _size(raw: IO[bytes]) -> int:
+    try:
+        return os.fstat(raw.fileno()).st_size if raw.seekable() else 0
+    except (OSError, ValueError):
+        return 0
+
+
+@contextmanager
+def _input(path: str) -> Iterator[tuple[IO[bytes], io.TextIOWrapper]]:
+    """A CSV file (or - for stdin) as bytes (for progress) and as text."""
+    raw: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    try:
+        yield raw, text
+    finally:
+        text.detach()
+        if path != "-":
+            raw.close()
+
+
+def _writer(stack: ExitStack, path: str | None) -> Callable | None:
+    """``writerow`` of a CSV output (- or no path: stdout)."""
+    if path is None:
+        return None
+    stream = sys.stdout if path == "-" else stack.enter_context(open(path, "w", encoding="utf-8", newline=""))
+    return csv.writer(stream, lineterminator="\n").writerow
+
+
+def _chunks(rows: Iterator[list[str]], size: int) -> Iterator[list[list[str]]]:
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+@main.group(context_settings=CONTEXT)
+def audience() -> None:
+    """Split contact lists into who may get a campaign and who may not.
+
+    Example: unsub audience filter --channel sms contacts.csv > sendable.csv
+    """
+
+
+@audience.command("filter", context_settings=CONTEXT)
+@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--channel", required=True, help="Channel name from the keyword configuration (sms, whatsapp, email...).")
+@click.option("--category", type=click.Choice(consent.CATEGORIES), default="campaign", show_default=True,
+              help="Message category: only campaign messages are gated by unsubscribes.")
+@click.option("--column", help="Address column: a header name or a 1-based number (default: detected).")
+@click.option("--region", help="Country for numbers written without + (e.g. US); default DEFAULT_REGION.")
+@click.option("-o", "--output", default="-", show_default=True, help="Where sendable rows go.")
+@click.option("--suppressed", "suppressed_path", help="Write suppressed rows (unsubscribed) to this file.")
+@click.option("--invalid", "invalid_path", help="Write rows whose address is not valid to this file.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def audience_filter(source: str, channel: str, category: str, column: str | None, region: str | None, output: str,
+                    suppressed_path: str | None, invalid_path: str | None, quiet: bool) -> None:
+    """Split a CSV contact list into sendable, suppressed and invalid rows.
+
+    Rows keep every column; the address column is rewritten in its normalised form
+    (E.164 or lower-case e-mail) in sendable and suppressed rows, and left as written
+    in invalid ones. The input is streamed, so memory does not grow with the file;
+    duplicate rows are kept as they are. A summary goes to stderr.
+
+    Example: unsub audience filter --channel sms --category campaign contacts.csv > sendable.csv
+    """
+    region = (region or os.environ.get("DEFAULT_REGION") or "").upper() or None
+    started = time.monotonic()
+    counts = {"sendable": 0, "suppressed": 0, "invalid": 0}
+    with _database() as (store, config), ExitStack() as stack:
+        target = _channel(config, channel)
+        raw, text = stack.enter_context(_input(source))
+        try:
+            layout, rows = open_rows(text, channel_type=target.type, column=column)
+        except ContactFileError as error:
+            _fail(str(error))
+        writers = {"sendable": _writer(stack, output), "suppressed": _writer(stack, suppressed_path),
+                   "invalid": _writer(stack, invalid_path)}
+        if layout.has_header:
+            for write in writers.values():
+                if write is not None:
+                    write(layout.header)
+        progress = Progress(raw, f"filtering {channel}", quiet)
+        stack.callback(progress.close)
+        hasher = LazyHasher()
+        index = layout.address_index
+        for chunk in _chunks(rows, CHUNK):
+            normal = [normalise_address(target.type, row[index], region, strict=True) if len(row) > index else None
+                      for row in chunk]
+            blocked: set[str] = set()
+            if category == "campaign":
+                blocked = consent.suppressed_among(store, target.name, list({a for a in normal if a}), hasher)
+            for row, address in zip(chunk, normal, strict=True):
+                if address is None:
+                    kind = "invalid"
+                else:
+                    row[index] = address
+                    kind = "suppressed" if address in blocked else "sendable"
+                counts[kind] += 1
+                write = writers[kind]
+                if write is not None:
+                    write(row)
+            progress.update()
+    total = sum(counts.values())
+    click.echo(f"{total} rows: {counts['sendable']} sendable, {counts['suppressed']} suppressed, "
+               f"{counts['invalid']} invalid ({time.monotonic() - started:.1f} s)", err=True)
+
+
+@main.group(context_settings=CONTEXT)
+def suppressions() -> None:
+    """Import and export suppression lists (the unsubscribed addresses of a channel).
+
+    Example: unsub suppressions export --channel sms -o sms-suppressions.csv
+    """
+
+
+@suppressions.command("import", context_settings=CONTEXT)
+@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--channel", required=True, help="Channel the list belongs to.")
+@click.option("--column", help="Address column: a header name or a 1-based number (default: detected).")
+@click.option("--region", help="Country for numbers written without + (e.g. US); default DEFAULT_REGION.")
+@click.option("--at", "at_text", help="When these opt-outs happened, for files without a date column (default: now).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def suppressions_import(source: str, channel: str, column: str | None, region: str | None, at_text: str | None,
+                        quiet: bool) -> None:
+    """Record a suppression list (Twilio, Klaviyo, Mailchimp export, or one column of addresses) as opt-outs.
+
+    Each row becomes an opt-out with source `import`, at the row's date (UNSUB_TIME,
+    Suppression Date, ...) or --at. An older imported opt-out never overrides a newer
+    opt-in. Importing the same file again adds nothing.
+
+    Example: unsub suppressions import --channel email mailchimp-unsubscribed.csv
+    """
+    region = (region or os.environ.get("DEFAULT_REGION") or "").upper() or None
+    default_at = parse_when(at_text) if at_text else utcnow()
+    if default_at is None:
+        _fail(f"--at {at_text!r} is not a date or time (2026-11-26 or 2026-11-26T10:00:00Z)")
+    counts = {"added": 0, "repeated": 0, "invalid": 0}
+    started = time.monotonic()
+    with _database() as (store, config), ExitStack() as stack:
+        target = _channel(config, channel)
+        raw, text = stack.enter_context(_input(source))
+        try:
+            layout, rows = open_rows(text, channel_type=target.type, column=column)
+        except ContactFileError as error:
+            _fail(str(error))
+        progress = Progress(raw, f"importing into {channel}", quiet)
+        stack.callback(progress.close)
+        name = "stdin" if source == "-" else Path(source).name
+        for chunk in _chunks(rows, IMPORT_BATCH):
+            events = [e for e in (_import_event(row, layout, target, region, default_at, name, config) for row in chunk) if e]
+            counts["invalid"] += len(chunk) - len(events)
+            added = store.import_events(events)
+            counts["added"] += added
+            counts["repeated"] += len(events) - added
+            progress.update()
+    click.echo(f"{sum(counts.values())} rows: {counts['added']} opt-outs recorded, {counts['repeated']} already there, "
+               f"{counts['invalid']} invalid ({time.monotonic() - started:.1f} s)", err=True)
+
+
+def _cell(row: list[str], index: int | None) -> str:
+    return row[index].strip() if index is not None and index < len(row) else ""
+
+
+def _import_event(row: list[str], layout, channel: Channel, region: str | None, default_at: datetime, name: str,
+                  config: KeywordConfig) -> ConsentEvent | None:
+    address = normalise_address(channel.type, _cell(row, layout.address_index), region)
+    if address is None:
+        return None
+    when = parse_when(_cell(row, layout.date_index))
+    reason = _cell(row, layout.reason_index)
+    return ConsentEvent(
+        channel=channel.name, address=address, action="opt_out", source="import", occurred_at=when or default_at,
+        match_kind="import",
+        # The same row imported again has the same id: nothing new is recorded.
+        message_id=f"import:{channel.name}:{address}:{iso(when) if when else 'undated'}",
+        config_version=config.version,
+        reason=consent.safe_text(f"{name}: {reason}" if reason else name, 500),
+    )
+
+
+@suppressions.command("export", context_settings=CONTEXT)
+@click.option("--channel", required=True, help="Channel to export.")
+@click.option("-o", "--output", default="-", show_default=True, help="CSV file to write (- for stdout).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def suppressions_export(channel: str, output: str, quiet: bool) -> None:
+    """Write the unsubscribed addresses of a channel as CSV (address, channel, unsubscribed_at, source, keyword).
+
+    Erased contacts are suppressed by a keyed hash and cannot be listed: the summary
+    says whether there are any.
+
+    Example: unsub suppressions export --channel whatsapp -o whatsapp-suppressions.csv
+    """
+    with _database() as (store, config), ExitStack() as stack:
+        target = _channel(config, channel)
+        write = _writer(stack, output)
+        assert write is not None
+        write(["address", "channel", "unsubscribed_at", "source", "keyword"])
+        total = store.suppression_count(target.name)
+        bar = None
+        if not quiet and total and sys.stderr.isatty():
+            bar = stack.enter_context(click.progressbar(length=total, label=f"exporting {channel}", file=sys.stderr))
+        written = 0
+        for page in store.iter_suppressions(target.name, 5000):
+            for s in page:
+                write([s.address, s.channel, iso(s.unsubscribed_at), s.source, s.keyword or ""])
+            written += len(page)
+            if bar is not None:
+                bar.update(len(page))
+        erased = store.has_erasures(target.name)
+    click.echo(f"{written} suppressed addresses on {channel}"
+               + (" (plus erased contacts, kept only as keyed hashes)" if erased else ""), err=True)
+
+
+@main.group(context_settings=CONTEXT)
+def campaign() -> None:
+    """Campaign sends made by other tools, so their opt-outs count against the campaign.
+
+    Example: unsub campaign sends --campaign spring-sale --channel sms sent.csv
+    """
+
+
+@campaign.command("sends", context_settings=CONTEXT)
+@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--campaign", "campaign_id", required=True, help="Campaign id (letters, digits, . _ : -).")
+@click.option("--channel", required=True, help="Channel the messages went out on.")
+@click.option("--column", help="Address column: a header name or a 1-based number (default: detected).")
+@click.option("--region", help="Country for numbers written without + (e.g. US); default DEFAULT_REGION.")
+@click.option("--at", "at_text", help="Delivery time for rows without a date column (default: now).")
+def campaign_sends(source: str, campaign_id: str, channel: str, column: str | None, region: str | None,
+                   at_text: str | None) -> None:
+    """Record delivered campaign messages from a CSV of recipients (with an optional date column).
+
+    Reporting the same recipient of the same campaign twice records it once.
+
+    Example: unsub campaign sends --campaign spring-sale --channel sms --at 2026-11-20T09:00:00Z sent.csv
+    """
+    region = (region or os.environ.get("DEFAULT_REGION") or "").upper() or None
+    try:
+        consent.check_campaign_id(campaign_id)
+    except ValueError as error:
+        _fail(str(error))
+    default_at = parse_when(at_text) if at_text else utcnow()
+    if default_at is None:
+        _fail(f"--at {at_text!r} is not a date or time (2026-11-26 or 2026-11-26T10:00:00Z)")
+    added = invalid = rows_seen = 0
+    with _database() as (store, config), ExitStack() as stack:
+        target = _channel(config, channel)
+        _, text = stack.enter_context(_input(source))
+        try:
+            layout, rows = open_rows(text, channel_type=target.type, column=column)
+        except ContactFileError as error:
+            _fail(str(error))
+        for chunk in _chunks(rows, IMPORT_BATCH):
+            sends = [consent.Send(_cell(row, layout.address_index), at=parse_when(_cell(row, layout.date_index)) or default_at)
+                     for row in chunk]
+            new, bad = consent.record_sends(config, store, campaign_id, target.name, sends, region)
+            added, invalid, rows_seen = added + new, invalid + len(bad), rows_seen + len(chunk)
+    click.echo(f"{rows_seen} rows: {added} sends recorded, {rows_seen - added - invalid} already there, {invalid} invalid",
+               err=True)
+
+
+@main.group(context_settings=CONTEXT)
+def contact() -> None:
+    """One contact's records: audit export and erasure (GDPR Art. 7(1), 15 and 17).
+
+    Example: unsub contact export +14155550123
+    """
+
+
+@contact.command("export", context_settings=CONTEXT)
+@click.argument("address")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+def contact_export(address: str, fmt: str) -> None:
+    """Print every consent event (and reason) held for a phone number or e-mail address, on every channel.
+
+    Example: unsub contact export alice@example.com --format csv > alice.csv
+    """
+    with _database() as (store, _config):
+        try:
+            record = consent.contact_record(store, address, os.environ.get("DEFAULT_REGION"))
+        except consent.InvalidAddress as error:
+            _fail(str(error))
+    if fmt == "json":
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    fields = list(consent.event_record(ConsentEvent("", "", "opt_out", "", datetime.now(timezone.utc))))
+    writer.writerow(["address", *fields])
+    for event in record["events"]:
+        writer.writerow([record["address"], *(event[f] if event[f] is not None else "" for f in fields)])
+
+
+@contact.command("erase", context_settings=CONTEXT)
+@click.argument("address")
+@click.option("--yes", is_flag=True, help="Do it without asking.")
+def contact_erase(address: str, yes: bool) -> None:
+    """Delete everything about a contact on every channel; where they had unsubscribed, keep only a
+    keyed hash (SECRET_KEY) so they are never messaged again.
+
+    Example: unsub contact erase +14155550123 --yes
+    """
+    with _database() as (store, _config):
+        try:
+            normal = consent.contact_address(address, os.environ.get("DEFAULT_REGION"))
+        except consent.InvalidAddress as error:
+            _fail(str(error))
+        if not yes:
+            click.confirm(f"Erase every record of {normal}? This cannot be undone", abort=True, err=True)
+        # The key first: failing inside the erasure's transaction would only roll it back.
+        erasure = consent.erase_contact(store, normal, LazyHasher().resolve())
+    deleted = sum(erasure.deleted.values())
+    kept = ", ".join(erasure.suppressed_channels) or "none"
+    click.echo(f"erased {normal}: {deleted} rows deleted; still suppressed on: {kept}")
+
+
+@main.command("stats", context_settings=CONTEXT)
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 366), help="How many days back.")
+@click.option("--channel", help="Only this channel.")
+def stats(days: int, channel: str | None) -> None:
+    """Print opt-out statistics as JSON (the same document as GET /api/v1/stats).
+
+    Example: unsub stats --days 7 --channel sms
+    """
+    until = utcnow()
+    since = until - timedelta(days=days)
+    try:
+        window = timedelta(hours=check_window(os.environ.get("ATTRIBUTION_WINDOW_HOURS") or "72"))
+    except SettingsError as error:
+        _fail(error.message)
+    with _database() as (store, config):
+        if channel:
+            _channel(config, channel)
+        report = build_report(store.raw_stats(since, until, window, channel), since, until, window)
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False))
