@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         settings, store, keywords, SignatureChecker(settings.twilio_auth_token), address_hasher(settings.secret_key or "")
     )
 
-    from webhook.web import admin, api, api_data, email, errors, health, webhooks  # noqa: F401 (api_data adds routes)
+    from webhook.web import admin, admin_insights, api, api_data, email, errors, health, webhooks  # noqa: F401 (add routes)
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(email.bp)

@@ -123,7 +123,7 @@ def logout():
 
 @bp.get("/")
 def home():
-    return redirect(url_for("admin.contacts"))
+    return redirect(url_for("admin.dashboard"))
 
 
 # -- keywords --------------------------------------------------------------------
