@@ -48,7 +48,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "SECRET_KEY",
         "none",
-        "Signs e-mail unsubscribe tokens and admin session cookies. Required in production.",
+        "Signs e-mail unsubscribe tokens and admin session cookies, and keys the hashes that keep "
+        "erased contacts suppressed: keep it for good (a new one breaks old links and forgets erasures). "
+        "Required in production.",
     ),
     SettingSpec(
         "PUBLIC_BASE_URL",

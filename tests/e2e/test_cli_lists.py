@@ -1,0 +1,163 @@
+"""`unsub audience filter`, `suppressions import/export`, `campaign sends`, `contact export/erase`
+and `stats` against a real database (SQLite, and PostgreSQL when enabled)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import SECRET_KEY
+from webhook.cli import main
+from webhook.domain import ConsentEvent, iso, utcnow
+from webhook.store import open_store
+
+A, B, C, D = "+14155550501", "+14155550502", "+14155550503", "+14155550504"
+
+
+@pytest.fixture
+def run(database_url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {"DATABASE_URL": database_url, "SECRET_KEY": SECRET_KEY, "DEFAULT_REGION": "", "KEYWORDS_FILE": ""}
+
+    def invoke(*args: str, input: str | None = None, ok: bool = True):
+        result = CliRunner().invoke(main, list(args), env=env, input=input, catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output + result.stderr
+        return result
+
+    return invoke
+
+
+@pytest.fixture
+def store(database_url):
+    opened = open_store(database_url)
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+def opt(store, action: str, address: str, when: str, channel: str = "sms", sid: str | None = None) -> None:
+    at = datetime.fromisoformat(when).replace(tzinfo=timezone.utc)
+    store.record(ConsentEvent(channel, address, action, "keyword", at, message_id=sid or f"{action}:{address}:{when}"))
+
+
+def rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))
+
+
+def test_audience_filter_splits_a_file_keeping_its_columns(run, store, tmp_path):
+    opt(store, "opt_out", B, "2026-11-01T10:00:00")
+    opt(store, "opt_out", C, "2026-11-01T10:00:00", channel="whatsapp")  # another channel: no effect on SMS
+    (tmp_path / "in.csv").write_text(
+        f"id;name;Mobile Number\n1;Ann;{A}\n2;Bo;+1 (415) 555-0502\n3;Cy;{C}\n4;Di;not a number\n5;Ed;415-555-0504\n",
+        encoding="utf-8",
+    )
+    result = run("audience", "filter", "--channel", "sms", "in.csv", "--suppressed", "s.csv", "--invalid", "i.csv")
+    assert rows(result.stdout) == [["id", "name", "Mobile Number"], ["1", "Ann", A], ["3", "Cy", C]]
+    assert rows((tmp_path / "s.csv").read_text()) == [["id", "name", "Mobile Number"], ["2", "Bo", B]]
+    assert rows((tmp_path / "i.csv").read_text()) == [
+        ["id", "name", "Mobile Number"], ["4", "Di", "not a number"], ["5", "Ed", "415-555-0504"]]
+    assert "5 rows: 2 sendable, 1 suppressed, 2 invalid" in result.stderr
+
+    # National numbers with a region; inbox messages are not gated.
+    national = run("audience", "filter", "--channel", "sms", "--region", "us", "--category", "inbox", "in.csv", "-q")
+    assert [r[2] for r in rows(national.stdout)[1:]] == [A, B, C, D]
+
+
+def test_audience_filter_reads_stdin_without_a_header_and_refuses_bad_input(run, store):
+    opt(store, "opt_out", A, "2026-11-01T10:00:00")
+    result = run("audience", "filter", "--channel", "sms", "-", input=f"{A}\n{B}\n")
+    assert rows(result.stdout) == [[B]]
+    unknown = run("audience", "filter", "--channel", "fax", "-", input=f"{A}\n", ok=False)
+    assert unknown.exit_code == 1 and "unknown channel 'fax'" in unknown.stderr
+    ambiguous = run("audience", "filter", "--channel", "sms", "-", input="name,notes\nAnn,hello\n", ok=False)
+    assert ambiguous.exit_code == 1 and "--column" in ambiguous.stderr
+
+
+def test_an_erased_contact_stays_suppressed_in_the_audience_filter(run, store, tmp_path):
+    opt(store, "opt_out", A, "2026-11-01T10:00:00")
+    opt(store, "opt_in", B, "2026-11-01T10:00:00")
+    exported = json.loads(run("contact", "export", A).stdout)
+    assert [e["action"] for e in exported["events"]] == ["opt_out"]
+    erased = run("contact", "erase", A, "--yes")
+    assert f"erased {A}: 2 rows deleted; still suppressed on: sms" in erased.stdout
+    assert store.history("sms", A) == [] and store.subscription("sms", A) is None
+    assert json.loads(run("contact", "export", A).stdout)["events"] == []
+
+    (tmp_path / "in.csv").write_text(f"phone\n{A}\n{B}\n", encoding="utf-8")
+    result = run("audience", "filter", "--channel", "sms", "in.csv", "--suppressed", "s.csv")
+    assert rows(result.stdout) == [["phone"], [B]]
+    assert rows((tmp_path / "s.csv").read_text()) == [["phone"], [A]]
+    # Without the key the erased list cannot be checked: refuse rather than let them through.
+    keyless = CliRunner().invoke(main, ["audience", "filter", "--channel", "sms", "in.csv"],
+                                 env={"DATABASE_URL": store_url(store), "SECRET_KEY": ""})
+    assert keyless.exit_code == 1 and "SECRET_KEY" in keyless.stderr
+
+
+def store_url(store) -> str:
+    return store.conninfo if store.kind == "postgresql" else f"sqlite:///{store.path}"
+
+
+def test_erase_asks_first(run, store):
+    opt(store, "opt_out", A, "2026-11-01T10:00:00")
+    result = run("contact", "erase", A, input="n\n", ok=False)
+    assert result.exit_code == 1 and len(store.history("sms", A)) == 1
+    assert run("contact", "erase", "nobody", ok=False).exit_code == 1
+
+
+def test_suppression_import_is_idempotent_and_never_overrides_newer_consent(run, store, tmp_path):
+    opt(store, "opt_in", B, "2026-06-01T00:00:00")  # re-subscribed after the list's opt-out
+    mailchimp = tmp_path / "klaviyo.csv"
+    mailchimp.write_text(
+        "Phone Number,Suppression Reason,Suppression Date\n"
+        f"{A},User Suppressed,2026-01-02 10:00:00\n{B},User Suppressed,2026-01-03\n{C},,\nbad,,\n",
+        encoding="utf-8",
+    )
+    first = run("suppressions", "import", "--channel", "sms", str(mailchimp), "--at", "2026-02-01")
+    assert "4 rows: 3 opt-outs recorded, 0 already there, 1 invalid" in first.stderr
+    again = run("suppressions", "import", "--channel", "sms", str(mailchimp), "--at", "2026-02-01")
+    assert "0 opt-outs recorded, 3 already there" in again.stderr
+    assert store.subscription("sms", A).status == "unsubscribed"
+    assert store.subscription("sms", B).status == "subscribed"  # the newer opt-in stands
+    assert store.subscription("sms", C).updated_at == datetime(2026, 2, 1, tzinfo=timezone.utc)  # --at
+    event = store.history("sms", A)[-1]
+    assert (event.source, event.reason) == ("import", "klaviyo.csv: User Suppressed")
+
+    exported = run("suppressions", "export", "--channel", "sms")
+    assert rows(exported.stdout) == [
+        ["address", "channel", "unsubscribed_at", "source", "keyword"],
+        [A, "sms", "2026-01-02T10:00:00Z", "import", ""],
+        [C, "sms", "2026-02-01T00:00:00Z", "import", ""],
+    ]
+    assert "2 suppressed addresses on sms" in exported.stderr
+    assert rows(run("suppressions", "export", "--channel", "whatsapp").stdout)[1:] == []
+
+
+def test_email_suppressions_from_a_mailchimp_export(run, store, tmp_path):
+    (tmp_path / "mc.csv").write_text(
+        '"Email Address","First Name",UNSUB_TIME,UNSUB_REASON\n'
+        '"Ann@Example.com",Ann,"2026-03-04 05:06:07","No longer interested"\n',
+        encoding="utf-8",
+    )
+    run("suppressions", "import", "--channel", "email", "mc.csv")
+    sub = store.subscription("email", "ann@example.com")
+    assert sub.status == "unsubscribed" and sub.updated_at == datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+
+
+def test_campaign_sends_and_stats(run, store, tmp_path):
+    sent_at = (utcnow() - timedelta(days=1)).replace(microsecond=0)
+    (tmp_path / "sent.csv").write_text(f"to,date_sent\n{A},{iso(sent_at)}\n{B},{iso(sent_at)}\nx,\n", encoding="utf-8")
+    sent = run("campaign", "sends", "--campaign", "black-friday", "--channel", "sms", "sent.csv")
+    assert "3 rows: 2 sends recorded, 0 already there, 1 invalid" in sent.stderr
+    assert "0 sends recorded, 2 already there" in run("campaign", "sends", "--campaign", "black-friday", "--channel",
+                                                        "sms", "sent.csv").stderr
+    assert run("campaign", "sends", "--campaign", "bad id", "--channel", "sms", "sent.csv", ok=False).exit_code == 1
+    opt(store, "opt_out", A, (sent_at + timedelta(hours=3)).replace(tzinfo=None).isoformat())
+    report = json.loads(run("stats", "--days", "7").stdout)
+    campaigns = [(c["campaign"], c["delivered"], c["opt_outs"], c["opt_out_rate"]) for c in report["campaigns"]]
+    assert campaigns == [("black-friday", 2, 1, 0.5)]
