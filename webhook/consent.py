@@ -39,7 +39,7 @@ PROVIDER_INTENTS = {"STOP": "opt_out", "START": "opt_in", "HELP": "help"}
 # The first message within this time after an opt-out is kept as its reason.
 FEEDBACK_WINDOW = timedelta(hours=24)
 # A campaign id as it may appear in a StatusCallback URL or the API.
-CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+CAMPAIGN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 
 # hash_for(channel, address): the keyed hash an erased, suppressed address is kept as.
 AddressHash = Callable[[str, str], str]
@@ -390,6 +390,9 @@ def set_email_preference(
             reason=safe_text(reason, 500) if reason else None,
         )
     )
+    if action == "opt_out" and reason and reason.strip():
+        # The page's optional "why": summarised on the dashboard with the texts' reasons.
+        store.add_feedback(Feedback(channel.name, address, "page", safe_text(reason.strip(), 500) or "", utcnow()))
     return channel.name, recorded
 
 
@@ -411,7 +414,7 @@ def handle_inbound_mail(mail: InboundMail, config: KeywordConfig, store: Store) 
 
 def check_campaign_id(value: str) -> str:
     """A campaign id as given, or ValueError saying what is allowed."""
-    if not CAMPAIGN_ID.match(value):
+    if not CAMPAIGN_ID.fullmatch(value):
         raise ValueError(
             f"campaign id {value[:120]!r} is not allowed: use 1-100 letters, digits, '.', '_', ':' or '-', "
             "starting with a letter or digit"

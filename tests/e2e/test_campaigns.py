@@ -99,6 +99,11 @@ def test_a_bad_campaign_id_is_refused_with_a_clear_answer(twilio, client, admin_
     assert bad.status_code == 400 and "campaign id" in bad.json["message"]
     unknown = client.post("/api/v1/campaigns/x/sends", headers=admin_headers, json={"channel": "fax", "sends": []})
     assert unknown.status_code == 404
+    newline = client.post("/api/v1/campaigns/spring%0A/sends", headers=admin_headers, json={"channel": "sms", "sends": []})
+    assert newline.status_code == 400
+    ancient = client.post("/api/v1/campaigns/x/sends", headers=admin_headers,
+                          json={"channel": "sms", "sends": [{"address": A, "at": "0001-01-01T00:00:00+01:00"}]})
+    assert ancient.status_code == 422 and ancient.json["errors"][0]["path"] == "sends.0.at"
 
 
 def test_stats_period_must_make_sense(client, admin_headers):
@@ -106,4 +111,8 @@ def test_stats_period_must_make_sense(client, admin_headers):
     assert client.get("/api/v1/stats?since=2026-02-01&until=2026-01-01", headers=admin_headers).status_code == 400
     assert client.get("/api/v1/stats?since=2020-01-01&until=2026-01-01", headers=admin_headers).status_code == 400
     assert client.get("/api/v1/stats?channel=fax", headers=admin_headers).status_code == 404
+    # Far from datetime's limits, where arithmetic on the period would overflow (found by schemathesis).
+    for query in ("until=9999-12-31", "until=0001-01-01", "since=0001-01-01T00:00:00%2B01:00&until=0001-01-02"):
+        assert client.get(f"/api/v1/stats?{query}", headers=admin_headers).status_code == 400, query
+    assert client.get("/api/v1/review?offset=99999999999999999999", headers=admin_headers).status_code == 400
     assert client.get("/api/v1/stats").status_code == 401

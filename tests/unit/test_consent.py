@@ -165,3 +165,65 @@ def test_raw_text_is_the_text_that_matched(store):
     consent.handle_inbound(inbound("Stop promotions", "whatsapp", sid="SMa", button_payload="btn_7f3a"), CONFIG, store)
     consent.handle_inbound(inbound("Keep me posted", "whatsapp", sid="SMb", button_payload="STOP"), CONFIG, store)
     assert [e.raw_text for e in store.events] == ["Stop promotions", "STOP"]
+
+
+def test_words_with_an_opt_out_are_its_reason_and_a_bare_stop_has_none(store):
+    consent.handle_inbound(inbound("STOP too many texts", sid="SMr1"), CONFIG, store)
+    consent.handle_inbound(inbound("STOP", "whatsapp", sid="SMr2"), CONFIG, store)
+    assert [(f.channel, f.kind, f.text) for f in store.feedback] == [("sms", "with_opt_out", "STOP too many texts")]
+
+
+def test_first_message_after_an_opt_out_is_kept_once_without_a_reply(store):
+    consent.handle_inbound(inbound("STOP", sid="SMa1"), CONFIG, store)
+    first = consent.handle_inbound(inbound("why so many?", sid="SMa2"), CONFIG, store)
+    second = consent.handle_inbound(inbound("hello?", sid="SMa3"), CONFIG, store)
+    assert (first.kept, first.reply, second.kept, second.reply) == ("feedback", None, None, None)
+    assert [f.text for f in store.feedback] == ["why so many?"]
+    # Another channel's opt-out window says nothing about this one.
+    other = consent.handle_inbound(inbound("why so many?", "whatsapp", sid="SMa4"), CONFIG, store)
+    assert other.kept is None
+
+
+def test_a_message_a_day_later_is_not_a_reason(store):
+    consent.handle_inbound(inbound("STOP", sid="SMb1", received_at=utcnow() - timedelta(hours=25)), CONFIG, store)
+    late = consent.handle_inbound(inbound("why so many?", sid="SMb2"), CONFIG, store)
+    assert late.kept is None and store.feedback == []
+
+
+def test_keywords_keep_their_meaning_after_an_opt_out(store):
+    consent.handle_inbound(inbound("STOP", sid="SMc1"), CONFIG, store)
+    assert consent.handle_inbound(inbound("HELP", sid="SMc2"), CONFIG, store).reply
+    restart = consent.handle_inbound(inbound("START", sid="SMc3"), CONFIG, store)
+    assert restart.recorded.status == "subscribed" and store.feedback == []
+
+
+def test_messages_that_mention_an_opt_out_word_wait_for_review(store):
+    queued = consent.handle_inbound(inbound("Cancel my order, it's late", sid="SMd1"), CONFIG, store)
+    plain = consent.handle_inbound(inbound("see you at the bus stop", sid="SMd2"), CONFIG, store)
+    assert (queued.kept, queued.reply, status(store, "sms")) == ("review", None, "unknown")
+    assert plain.kept is None or plain.kept == "review"
+    item = store.reviews[0]
+    decided = consent.decide_review(CONFIG, store, item.id, "confirm", "ana")
+    assert decided.status == "confirmed" and status(store, "sms") == "unsubscribed"
+    event = store.history("sms", ALICE)[-1]
+    assert (event.source, event.match_kind, event.occurred_at) == ("admin", "review", item.received_at)
+    with pytest.raises(consent.NotOpen):
+        consent.decide_review(CONFIG, store, item.id, "dismiss", "ana")
+
+
+def test_the_email_page_reason_is_feedback(store):
+    consent.set_email_preference(CONFIG, store, "email", "bob@example.com", "opt_out", "page", "too_many: daily")
+    consent.set_email_preference(CONFIG, store, "email", "cy@example.com", "opt_out", "one_click")
+    assert [(f.address, f.kind, f.text) for f in store.feedback] == [("bob@example.com", "page", "too_many: daily")]
+
+
+def test_an_erased_address_stays_suppressed_until_it_opts_in_again(store):
+    hashed = HASH("sms", ALICE)
+    store.erased[("sms", hashed)] = utcnow()
+    assert consent.audience(CONFIG, store, "sms", "campaign", [ALICE], HASH).suppressed == [ALICE]
+    assert consent.audience(CONFIG, store, "whatsapp", "campaign", [ALICE], HASH).sendable == [ALICE]
+    assert consent.lookup(CONFIG, store, "sms", ALICE, HASH)[2].status == "unsubscribed"
+    consent.handle_inbound(inbound("START", sid="SMe1"), CONFIG, store)
+    assert consent.audience(CONFIG, store, "sms", "campaign", [ALICE], HASH).sendable == [ALICE]
+    # The hash depends on the key: another SECRET_KEY cannot recognise her.
+    assert consent.address_hasher("another-secret-key-0123456789")("sms", ALICE) != hashed

@@ -24,6 +24,7 @@ from webhook.web.errors import error_response
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_AUDIENCE = 10_000
 HISTORY_LIMIT = 100
+MAX_INT_ARG = 10**12
 
 
 class SetStatusBody(BaseModel):
@@ -267,9 +268,12 @@ def int_arg(name: str, default: int) -> int:
     try:
         if len(values) > 1:
             raise ValueError
-        return int(values[0])
+        value = int(values[0])
     except ValueError:
         abort(400, description=f"{name} must be one integer")
+    if abs(value) > MAX_INT_ARG:  # beyond any page, and beyond what a database integer holds
+        abort(400, description=f"{name} must be between {-MAX_INT_ARG} and {MAX_INT_ARG}")
+    return value
 
 
 @bp.get("/keywords/versions")

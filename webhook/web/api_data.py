@@ -9,7 +9,7 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Literal
 
 from flask import Response, abort, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from webhook import consent
 from webhook.analytics import build_report
@@ -21,20 +21,27 @@ from webhook.web.errors import error_response
 MAX_SENDS = 10_000
 MAX_STATS_DAYS = 366
 DEFAULT_STATS_DAYS = 30
+# Times the service accepts from clients: far from datetime's limits, so arithmetic never overflows.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 EXPORT_FIELDS = ("channel", "action", "source", "keyword", "language", "match_kind", "raw_text", "message_id",
                  "config_version", "reason", "at", "recorded_at")
 
 
 def parse_moment(name: str, value: str, *, end: bool = False) -> datetime:
     """A date (YYYY-MM-DD, the whole day: ``end`` means the day after) or ISO 8601 time, in UTC."""
+    whole_day = len(value) == 10
     try:
-        if len(value) == 10:
-            day = datetime.combine(datetime.strptime(value, "%Y-%m-%d").date(), time(), timezone.utc)
-            return day + timedelta(days=1) if end else day
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if whole_day:
+            moment = datetime.combine(datetime.strptime(value, "%Y-%m-%d").date(), time(), timezone.utc)
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         abort(400, description=f"{name} must be a date (2026-11-26) or an ISO 8601 time (2026-11-26T10:00:00Z)")
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    if not EARLIEST <= moment <= LATEST:
+        abort(400, description=f"{name} must be between {EARLIEST.year} and {LATEST.year}")
+    return moment + timedelta(days=1) if whole_day and end else moment
 
 
 def period(since_arg: str | None, until_arg: str | None) -> tuple[datetime, datetime]:
@@ -70,6 +77,16 @@ class SendBody(BaseModel):
     status: Literal[tuple(MESSAGE_STAGES)] = "delivered"  # type: ignore[valid-type]
     at: datetime | None = Field(default=None, strict=False)
 
+    @field_validator("at")
+    @classmethod
+    def _sensible_time(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        if not EARLIEST.replace(year=1971) <= value <= LATEST.replace(year=8999):
+            raise ValueError(f"must be between {EARLIEST.year + 1} and {LATEST.year - 1}")
+        return value
+
 
 class SendsBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -83,11 +100,7 @@ def post_campaign_sends(campaign: str) -> Response:
     svc = services()
     body = json_body(SendsBody)
     assert isinstance(body, SendsBody)
-    sends = [
-        consent.Send(s.address, s.message_id, s.status, (s.at if s.at.tzinfo else s.at.replace(tzinfo=timezone.utc))
-                     if s.at else None)
-        for s in body.sends
-    ]
+    sends = [consent.Send(s.address, s.message_id, s.status, s.at) for s in body.sends]
     try:
         added, invalid = consent.record_sends(svc.config, svc.store, campaign, body.channel, sends,
                                               svc.settings.default_region)
