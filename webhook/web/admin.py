@@ -249,12 +249,14 @@ def contacts():
                 address = normalise_address(channel.type, "+" + query.replace(" ", ""))
             if address is None:
                 continue
+            # lookup: an erased address that had unsubscribed still reads as unsubscribed.
+            _, _, subscription, history = consent.lookup(svc.config, svc.store, channel.name, address, svc.address_hash)
             results.append({
                 "channel": channel.name,
                 "type": channel.type,
                 "address": address,
-                "subscription": svc.store.subscription(channel.name, address),
-                "history": svc.store.history(channel.name, address)[::-1],
+                "subscription": subscription,
+                "history": history[::-1],
             })
     return render_template("admin/contacts.html", query=query, results=results, searched=bool(query))
 
