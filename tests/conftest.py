@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -29,6 +30,13 @@ _sids = itertools.count(1)
 
 def new_sid() -> str:
     return f"SM{uuid.uuid4().hex}"
+
+
+def csrf(page: bytes) -> str:
+    """The CSRF token of an admin page's form."""
+    found = re.search(rb'name="csrf_token" value="([^"]+)"', page)
+    assert found, "the page has no CSRF token"
+    return found.group(1).decode()
 
 
 def backends() -> list:

@@ -21,7 +21,7 @@ from webhook import consent
 from webhook.addresses import normalise_address
 from webhook.analytics import build_report
 from webhook.cli import CONTEXT, _fail, _keywords_path, main
-from webhook.contact_files import ContactFileError, open_rows, parse_when
+from webhook.contact_files import ContactFileError, Layout, open_rows, parse_when
 from webhook.domain import ConsentEvent, iso, utcnow
 from webhook.keywords import Channel, KeywordConfig, KeywordConfigError, load_file, parse_document
 from webhook.settings import SettingsError, check_database_url, check_window, load_local_secrets
@@ -124,6 +124,30 @@ def _input(path: str) -> Iterator[tuple[IO[bytes], io.TextIOWrapper]]:
             raw.close()
 
 
+def _open_list(stack: ExitStack, source: str, channel: Channel, column: str | None) -> tuple[IO[bytes], Layout, Iterator[list[str]]]:
+    """A contact list's bytes (for progress), layout and data rows, or a clear failure."""
+    raw, text = stack.enter_context(_input(source))
+    try:
+        layout, rows = open_rows(text, channel_type=channel.type, column=column)
+    except ContactFileError as error:
+        _fail(str(error))
+    return raw, layout, rows
+
+
+def _region(given: str | None) -> str | None:
+    return (given or os.environ.get("DEFAULT_REGION") or "").upper() or None
+
+
+def _moment(at_text: str | None) -> datetime:
+    """--at as a time, now without it."""
+    if not at_text:
+        return utcnow()
+    moment = parse_when(at_text)
+    if moment is None:
+        _fail(f"--at {at_text!r} is not a date or time (2026-11-26 or 2026-11-26T10:00:00Z)")
+    return moment
+
+
 def _writer(stack: ExitStack, path: str | None) -> Callable | None:
     """``writerow`` of a CSV output (- or no path: stdout)."""
     if path is None:
@@ -167,16 +191,12 @@ def audience_filter(source: str, channel: str, category: str, column: str | None
 
     Example: unsub audience filter --channel sms --category campaign contacts.csv > sendable.csv
     """
-    region = (region or os.environ.get("DEFAULT_REGION") or "").upper() or None
+    region = _region(region)
     started = time.monotonic()
     counts = {"sendable": 0, "suppressed": 0, "invalid": 0}
     with _database() as (store, config), ExitStack() as stack:
         target = _channel(config, channel)
-        raw, text = stack.enter_context(_input(source))
-        try:
-            layout, rows = open_rows(text, channel_type=target.type, column=column)
-        except ContactFileError as error:
-            _fail(str(error))
+        raw, layout, rows = _open_list(stack, source, target, column)
         writers = {"sendable": _writer(stack, output), "suppressed": _writer(stack, suppressed_path),
                    "invalid": _writer(stack, invalid_path)}
         if layout.has_header:
@@ -234,19 +254,13 @@ def suppressions_import(source: str, channel: str, column: str | None, region: s
 
     Example: unsub suppressions import --channel email mailchimp-unsubscribed.csv
     """
-    region = (region or os.environ.get("DEFAULT_REGION") or "").upper() or None
-    default_at = parse_when(at_text) if at_text else utcnow()
-    if default_at is None:
-        _fail(f"--at {at_text!r} is not a date or time (2026-11-26 or 2026-11-26T10:00:00Z)")
+    region = _region(region)
+    default_at = _moment(at_text)
     counts = {"added": 0, "repeated": 0, "invalid": 0}
     started = time.monotonic()
     with _database() as (store, config), ExitStack() as stack:
         target = _channel(config, channel)
-        raw, text = stack.enter_context(_input(source))
-        try:
-            layout, rows = open_rows(text, channel_type=target.type, column=column)
-        except ContactFileError as error:
-            _fail(str(error))
+        raw, layout, rows = _open_list(stack, source, target, column)
         progress = Progress(raw, f"importing into {channel}", quiet)
         stack.callback(progress.close)
         name = "stdin" if source == "-" else Path(source).name
@@ -265,7 +279,7 @@ def _cell(row: list[str], index: int | None) -> str:
     return row[index].strip() if index is not None and index < len(row) else ""
 
 
-def _import_event(row: list[str], layout, channel: Channel, region: str | None, default_at: datetime, name: str,
+def _import_event(row: list[str], layout: Layout, channel: Channel, region: str | None, default_at: datetime, name: str,
                   config: KeywordConfig) -> ConsentEvent | None:
     address = normalise_address(channel.type, _cell(row, layout.address_index), region)
     if address is None:
@@ -338,22 +352,16 @@ def campaign_sends(source: str, campaign_id: str, channel: str, column: str | No
 
     Example: unsub campaign sends --campaign spring-sale --channel sms --at 2026-11-20T09:00:00Z sent.csv
     """
-    region = (region or os.environ.get("DEFAULT_REGION") or "").upper() or None
+    region = _region(region)
     try:
         consent.check_campaign_id(campaign_id)
     except ValueError as error:
         _fail(str(error))
-    default_at = parse_when(at_text) if at_text else utcnow()
-    if default_at is None:
-        _fail(f"--at {at_text!r} is not a date or time (2026-11-26 or 2026-11-26T10:00:00Z)")
+    default_at = _moment(at_text)
     added = invalid = rows_seen = 0
     with _database() as (store, config), ExitStack() as stack:
         target = _channel(config, channel)
-        _, text = stack.enter_context(_input(source))
-        try:
-            layout, rows = open_rows(text, channel_type=target.type, column=column)
-        except ContactFileError as error:
-            _fail(str(error))
+        _, layout, rows = _open_list(stack, source, target, column)
         for chunk in _chunks(rows, IMPORT_BATCH):
             sends = [consent.Send(_cell(row, layout.address_index), at=parse_when(_cell(row, layout.date_index)) or default_at)
                      for row in chunk]

@@ -9,17 +9,12 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.browser import browser_page  # noqa: F401 (fixture)
-from tests.conftest import ADMIN_TOKEN, new_sid
+from tests.conftest import ADMIN_TOKEN, csrf, new_sid
 from tests.e2e.servers import gunicorn
 
 ALICE = "+14155550401"
 BOB = "+14155550402"
 
-
-def csrf(page: bytes) -> str:
-    found = re.search(rb'name="csrf_token" value="([^"]+)"', page)
-    assert found, "the page has no CSRF token"
-    return found.group(1).decode()
 
 
 @pytest.fixture

@@ -6,15 +6,10 @@ import re
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, csrf
 
 ALICE = "+14155550123"
 
-
-def csrf(page: bytes) -> str:
-    found = re.search(rb'name="csrf_token" value="([^"]+)"', page)
-    assert found, "the page has no CSRF token"
-    return found.group(1).decode()
 
 
 @pytest.fixture

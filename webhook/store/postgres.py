@@ -130,6 +130,8 @@ CHANNELS_OF = {
 }
 DELETE_ADDRESS = {table: f"DELETE FROM {table} WHERE channel = %s AND address = %s" for table in ADDRESS_TABLES}
 CHANNEL_FILTER = "(%(channel)s::text IS NULL OR {column} = %(channel)s)"
+# The lock unsub_append_event takes (migration 0002): one writer at a time per channel and address.
+ADDRESS_LOCK = "SELECT pg_advisory_xact_lock(1970172770, hashtext(%s || ':' || %s))"
 
 
 def row_to_version(row: dict) -> KeywordVersion:
@@ -524,7 +526,7 @@ class PostgresStore:
                 # slips in between reading its channels and deleting them.
                 channels = sorted({row["ch"] for table in ADDRESS_TABLES for row in conn.execute(CHANNELS_OF[table])})
                 for channel in channels:
-                    conn.execute("SELECT pg_advisory_xact_lock(1970172770, hashtext(%s || ':' || %s))", (channel, address))
+                    conn.execute(ADDRESS_LOCK, (channel, address))
                 for channel in channels:
                     row = conn.execute(
                         "SELECT status FROM subscriptions WHERE channel = %s AND address = %s", (channel, address)
@@ -600,7 +602,7 @@ class PostgresStore:
         with self._connection("keep feedback") as conn:
             with conn.transaction():
                 # The recording lock: two quick messages after a STOP cannot both be "the first".
-                conn.execute("SELECT pg_advisory_xact_lock(1970172770, hashtext(%s || ':' || %s))",
+                conn.execute(ADDRESS_LOCK,
                              (_clean(item.channel), _clean(item.address)))
                 return conn.execute(
                     "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) "
