@@ -52,8 +52,10 @@ def reason_in(text: str, found: Match) -> bool:
 
     The matched keyword or phrase and filler words are taken away; any other word is a reason.
     """
+    if found.kind in ("keyword", "emoji"):
+        return False  # the whole message was the keyword (however it was spelt) or 🛑
     tokens = normalise(text).split()
-    if found.kind in ("keyword", "first_word", "phrase"):
+    if found.kind in ("first_word", "phrase"):
         matched = normalise(found.keyword).split()
         for start in range(len(tokens) - len(matched) + 1):
             if tokens[start:start + len(matched)] == matched:

@@ -88,8 +88,10 @@ CHANNELS_OF = {
     for table in ADDRESS_TABLES
 }
 DELETE_ADDRESS = {table: f"DELETE FROM {table} WHERE channel = ? AND address = ?" for table in ADDRESS_TABLES}
-# "-259200 seconds" style modifiers; SQLite's %f has milliseconds: pad to our microseconds.
-WINDOW_START = "strftime('%Y-%m-%dT%H:%M:%f000Z', e.occurred_at, ?)"
+# The opt-out's time minus a whole number of seconds ("-259200 seconds"), to the microsecond:
+# strftime sees only the whole seconds (it would round a fraction to milliseconds) and the
+# fraction of our fixed-width text (".123456Z", from character 20) is put back unchanged.
+WINDOW_START = "strftime('%Y-%m-%dT%H:%M:%S', substr(e.occurred_at, 1, 19), ?) || substr(e.occurred_at, 20)"
 
 
 def row_to_version(row: dict) -> KeywordVersion:
