@@ -339,7 +339,7 @@ def campaign() -> None:
 
 @campaign.command("sends", context_settings=CONTEXT)
 @click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--campaign", "campaign_id", required=True, help="Campaign id (letters, digits, . _ : -).")
+@click.option("--campaign", "campaign_id", required=True, help="Campaign id, as on the StatusCallback URL (up to 100 characters, no /).")
 @click.option("--channel", required=True, help="Channel the messages went out on.")
 @click.option("--column", help="Address column: a header name or a 1-based number (default: detected).")
 @click.option("--region", help="Country for numbers written without + (e.g. US); default DEFAULT_REGION.")

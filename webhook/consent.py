@@ -38,8 +38,10 @@ _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 PROVIDER_INTENTS = {"STOP": "opt_out", "START": "opt_in", "HELP": "help"}
 # The first message within this time after an opt-out is kept as its reason.
 FEEDBACK_WINDOW = timedelta(hours=24)
-# A campaign id as it may appear in a StatusCallback URL or the API.
-CAMPAIGN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
+# A campaign id as it may appear in a StatusCallback URL or the API: what people name
+# campaigns ("Spring sale 2026"), without control characters, "/" (a URL path segment
+# in the API) or surrounding spaces.
+CAMPAIGN_ID = re.compile(r"[^\x00-\x1f\x7f/]{1,100}")
 
 # hash_for(channel, address): the keyed hash an erased, suppressed address is kept as.
 AddressHash = Callable[[str, str], str]
@@ -414,10 +416,10 @@ def handle_inbound_mail(mail: InboundMail, config: KeywordConfig, store: Store) 
 
 def check_campaign_id(value: str) -> str:
     """A campaign id as given, or ValueError saying what is allowed."""
-    if not CAMPAIGN_ID.fullmatch(value):
+    if not CAMPAIGN_ID.fullmatch(value) or value != value.strip():
         raise ValueError(
-            f"campaign id {value[:120]!r} is not allowed: use 1-100 letters, digits, '.', '_', ':' or '-', "
-            "starting with a letter or digit"
+            f"campaign id {value[:120]!r} is not allowed: use 1-100 characters without '/', control "
+            "characters or spaces around it"
         )
     return value
 

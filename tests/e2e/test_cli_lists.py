@@ -156,7 +156,7 @@ def test_campaign_sends_and_stats(run, store, tmp_path):
     assert "3 rows: 2 sends recorded, 0 already there, 1 invalid" in sent.stderr
     assert "0 sends recorded, 2 already there" in run("campaign", "sends", "--campaign", "black-friday", "--channel",
                                                         "sms", "sent.csv").stderr
-    assert run("campaign", "sends", "--campaign", "bad id", "--channel", "sms", "sent.csv", ok=False).exit_code == 1
+    assert run("campaign", "sends", "--campaign", " padded ", "--channel", "sms", "sent.csv", ok=False).exit_code == 1
     opt(store, "opt_out", A, (sent_at + timedelta(hours=3)).replace(tzinfo=None).isoformat())
     report = json.loads(run("stats", "--days", "7").stdout)
     campaigns = [(c["campaign"], c["delivered"], c["opt_outs"], c["opt_out_rate"]) for c in report["campaigns"]]

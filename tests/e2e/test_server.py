@@ -154,3 +154,44 @@ def test_acknowledged_opt_outs_survive_kill_9_of_the_workers(database_url, tmp_p
         load.stop()
         server.stop()
     assert load.acknowledged and unrecorded(db, load.acknowledged) == []
+
+
+def test_a_burst_that_waited_in_the_backlog_is_shed_not_answered_late(tmp_path):
+    """A request that sat in the listen backlog for more than 10 s gets 503 at once, with
+    nothing recorded, instead of an answer after Twilio's 15 s; then service resumes.
+
+    The worker is paused (SIGSTOP) so the burst queues in the kernel, where no router
+    header records the wait: the app reads it from the connection (TCP_INFO).
+    """
+    database_url = f"sqlite:///{tmp_path / 'burst.db'}"
+    server = gunicorn(database_url, tmp_path, workers=1)
+    try:
+        worker = int(subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout.split()[0])
+        os.kill(worker, signal.SIGSTOP)
+        results: dict[str, tuple[int, float]] = {}
+
+        def send(number: str) -> None:
+            started = time.monotonic()
+            response = server.send("STOP", number, timeout=40)
+            results[number] = (response.status_code, time.monotonic() - started)
+
+        burst = [f"+1415555{n:04d}" for n in range(6)]
+        threads = [threading.Thread(target=send, args=(number,)) for number in burst]
+        for thread in threads:
+            thread.start()
+        time.sleep(11)  # beyond MAX_QUEUED_SECONDS (10 s), inside gunicorn's 20 s worker timeout
+        os.kill(worker, signal.SIGCONT)
+        for thread in threads:
+            thread.join(timeout=40)
+        assert sorted(status for status, _ in results.values()) == [503] * len(burst), results
+        # Each was answered within a second or so of the worker resuming, not after more waiting.
+        assert max(seconds for _, seconds in results.values()) < 14, results
+        assert server.send("STOP", "+14155559999").status_code == 200  # fresh traffic is served
+    finally:
+        server.stop()
+    store = open_store(database_url)
+    try:
+        assert [store.subscription("sms", n) for n in burst] == [None] * len(burst)  # nothing recorded
+        assert store.subscription("sms", "+14155559999").status == "unsubscribed"
+    finally:
+        store.close()

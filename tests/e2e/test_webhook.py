@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
 from tests.conftest import AUTH_TOKEN, new_sid
@@ -179,7 +182,7 @@ def test_a_form_with_too_many_fields_is_refused_before_parsing_further(twilio):
 
 
 def test_a_request_that_waited_too_long_in_front_of_the_app_is_shed(twilio, store):
-    import time
+
 
     from tests.conftest import new_sid
     from webhook.providers.twilio import SIGNATURE_HEADER, signature_for
@@ -191,6 +194,24 @@ def test_a_request_that_waited_too_long_in_front_of_the_app_is_shed(twilio, stor
     assert store.event_count() == 0  # Twilio retries it
     fresh = twilio.client.post("/webhooks/twilio", data=params, headers={**headers, "X-Request-Start": f"t={time.time() - 0.5:.3f}"})
     assert fresh.status_code == 200 and store.event_count() == 1
+
+
+def test_kernel_queued_seconds_reads_when_the_request_arrived():
+    from webhook.web.webhooks import kernel_queued_seconds
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        with socket.create_connection(listener.getsockname()) as client:
+            client.sendall(b"POST /webhooks/twilio HTTP/1.1\r\n\r\n")
+            time.sleep(0.3)  # the request waits in the backlog
+            accepted, _ = listener.accept()
+            with accepted:
+                assert kernel_queued_seconds(accepted) == pytest.approx(0.3, abs=0.1)
+    left, right = socket.socketpair()  # not TCP: unknown
+    with left, right:
+        assert kernel_queued_seconds(left) is None
+    assert kernel_queued_seconds(None) is None
 
 
 def test_queued_seconds_reads_heroku_and_nginx_headers():

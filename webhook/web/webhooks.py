@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+import struct
 import time
 
 from flask import Blueprint, Response, abort, request
@@ -68,10 +70,39 @@ def queued_seconds(header: str | None, now: float) -> float | None:
     return None
 
 
+# Linux struct tcp_info: tcpi_last_data_recv (u32, milliseconds) is at byte 52.
+TCP_INFO = getattr(socket, "TCP_INFO", None)
+LAST_DATA_RECV = struct.Struct("=I")
+LAST_DATA_RECV_OFFSET = 52
+
+
+def kernel_queued_seconds(sock: object) -> float | None:
+    """How long ago the kernel received the request's last bytes, or None where unknown.
+
+    With gunicorn's sync workers a burst waits in the listen backlog, where no header
+    records it; Linux still knows when the data arrived (TCP_INFO ``tcpi_last_data_recv``),
+    read from the connection gunicorn hands over as ``gunicorn.socket``. One syscall.
+    """
+    if TCP_INFO is None or not isinstance(sock, socket.socket) or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 104)
+    except OSError:
+        return None
+    if len(info) < LAST_DATA_RECV_OFFSET + LAST_DATA_RECV.size:
+        return None
+    return LAST_DATA_RECV.unpack_from(info, LAST_DATA_RECV_OFFSET)[0] / 1000
+
+
 def _shed_if_too_late() -> None:
     """503 for a request that already waited too long in front of the app: Twilio gives
-    up after 15 s, so an answer later than that is lost work; Twilio retries a 503."""
+    up after 15 s, so an answer later than that is lost work; Twilio retries a 503.
+
+    The wait is the router's X-Request-Start when there is one (it includes the rest),
+    else what the kernel says about the connection (a burst queued in the backlog)."""
     waited = queued_seconds(request.headers.get("X-Request-Start"), time.time())
+    if waited is None:
+        waited = kernel_queued_seconds(request.environ.get("gunicorn.socket"))
     if waited is not None and waited > MAX_QUEUED_SECONDS:
         log.warning("shed a webhook that waited %.1f s before reaching the app", waited)
         response = Response("overloaded: retry later\n", status=503, mimetype="text/plain")
