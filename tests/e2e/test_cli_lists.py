@@ -161,3 +161,30 @@ def test_campaign_sends_and_stats(run, store, tmp_path):
     report = json.loads(run("stats", "--days", "7").stdout)
     campaigns = [(c["campaign"], c["delivered"], c["opt_outs"], c["opt_out_rate"]) for c in report["campaigns"]]
     assert campaigns == [("black-friday", 2, 1, 0.5)]
+
+
+def test_progress_bar_follows_the_bytes_read_on_a_terminal(tmp_path, monkeypatch):
+    from webhook.cli_lists import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    path = tmp_path / "list.csv"
+    path.write_bytes(b"x" * 10_000)
+    screen = Terminal()
+    monkeypatch.setattr("sys.stderr", screen)
+    with path.open("rb") as raw:
+        bar = Progress(raw, "filtering sms", quiet=False)
+        raw.read(5_000)
+        bar.update()
+        assert bar.done == 5_000
+        raw.read()
+        bar.update()
+        bar.close()
+        assert "filtering sms" in screen.getvalue() and "100%" in screen.getvalue()
+        quiet = Progress(raw, "filtering sms", quiet=True)
+        assert quiet.bar is None
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: no bar
+    with path.open("rb") as raw:
+        assert Progress(raw, "x", quiet=False).bar is None
