@@ -344,6 +344,12 @@ def test_daily_counts_keywords_and_kinds(store):
     assert narrow.daily == [("2026-03-03", "sms", "opt_out", 2)]
 
 
+def give_reason(store, item: Feedback) -> bool:
+    """A reason follows an opt-out: record one for the address (once), then keep the reason."""
+    store.record(event(at=T0 - 24 * H, channel=item.channel, address=item.address, sid=f"known:{item.channel}:{item.address}"))
+    return store.add_feedback(item)
+
+
 def test_feedback_and_open_review_items_in_the_statistics(store):
     items = [
         Feedback("sms", ALICE, "with_opt_out", "too many", T0, "F1"),
@@ -353,7 +359,7 @@ def test_feedback_and_open_review_items_in_the_statistics(store):
         Feedback("email", BOB, "page", "later", UNTIL, "F5"),  # the period's end is excluded
     ]
     for item in items:
-        assert store.add_feedback(item)
+        assert give_reason(store, item)
     for i, channel in enumerate(["sms", "sms", "whatsapp"]):
         store.add_review_item(ReviewItem(channel, number(i), "cancel my order", T0, f"R{i}"))
     first = store.review_items("open")[0][0]
@@ -373,7 +379,7 @@ def test_feedback_and_open_review_items_in_the_statistics(store):
 
 def test_statistics_keep_the_latest_200_reasons_and_count_all(store):
     for i in range(203):
-        assert store.add_feedback(Feedback("sms", number(i), "with_opt_out", f"reason {i}", T0 + i * timedelta(minutes=1), f"F{i}"))
+        assert give_reason(store, Feedback("sms", number(i), "with_opt_out", f"reason {i}", T0 + i * timedelta(minutes=1), f"F{i}"))
     raw = stats(store)
     assert raw.feedback_total == 203 and len(raw.feedback) == 200
     assert raw.feedback[0].message_id == "F202" and raw.feedback[-1].message_id == "F3"
@@ -461,7 +467,7 @@ def test_erasure_deletes_everything_and_keeps_hashes_only_where_unsubscribed(sto
         sent("CA3", "delivered", T0 - H, address=ALICE, channel="email-only"),  # a channel with no events
     ])
     assert store.add_feedback(Feedback("sms", ALICE, "with_opt_out", "too many", T0, "AF1"))
-    assert store.add_feedback(Feedback("email-only", ALICE, "page", "meh", T0, "AF2"))
+    assert store.add_feedback(Feedback("pigeon-post", ALICE, "page", "meh", T0, "AF2"))
     assert store.add_review_item(ReviewItem("whatsapp", ALICE, "cancel my order", T0, "AR1"))
     # Bob: the same channels, untouched.
     store.record(event(at=T0, address=BOB, sid="B1"))
@@ -604,10 +610,10 @@ def test_feedback_window_edges(store):
 
 
 def test_feedback_is_idempotent_by_message_id_and_listed_newest_first(store):
-    assert store.add_feedback(Feedback("sms", ALICE, "with_opt_out", "too many", T0, "F1"))
-    assert not store.add_feedback(Feedback("sms", BOB, "with_opt_out", "other", T0 + H, "F1"))
-    assert store.add_feedback(Feedback("email", BOB, "page", "not relevant", T0 + 2 * H, "F2"))
-    assert store.add_feedback(Feedback("sms", CAROL, "with_opt_out", "cost", T0 - H, "F3"))
+    assert give_reason(store, Feedback("sms", ALICE, "with_opt_out", "too many", T0, "F1"))
+    assert not give_reason(store, Feedback("sms", BOB, "with_opt_out", "other", T0 + H, "F1"))
+    assert give_reason(store, Feedback("email", BOB, "page", "not relevant", T0 + 2 * H, "F2"))
+    assert give_reason(store, Feedback("sms", CAROL, "with_opt_out", "cost", T0 - H, "F3"))
     items, total = store.feedback_items(limit=2)
     assert total == 3 and [f.message_id for f in items] == ["F2", "F1"]
     assert [f.message_id for f in store.feedback_items(limit=2, offset=2)[0]] == ["F3"]
@@ -678,3 +684,19 @@ def test_review_ids_out_of_range_are_absent(store, item_id):
     assert store.review_item(item_id) is None
     assert store.decide_review_item(item_id, "confirmed", "ops") is False
     assert store.review_items("open")[1] == 1
+
+
+def test_a_reason_for_an_address_erased_meanwhile_is_not_kept(store):
+    store.record(event(at=T0, sid="E1"))
+    store.erase(ALICE, hashed)
+    assert not store.add_feedback(Feedback("sms", ALICE, "with_opt_out", "STOP you spam me, Alice Smith", T0, "E1"))
+    assert store.feedback_items()[1] == 0
+
+
+def test_erasing_again_after_a_new_opt_in_drops_the_stale_hash(store):
+    store.record(event(at=T0, sid="S1"))
+    assert store.erase(ALICE, hashed).suppressed_channels == ["sms"]
+    store.record(event("opt_in", at=T0 + H, sid="S2"))  # new consent after the erasure
+    assert store.erase(ALICE, hashed).suppressed_channels == []
+    assert store.erased_among("sms", [hashed("sms", ALICE)]) == {}
+    assert not store.has_erasures("sms")

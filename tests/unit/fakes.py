@@ -53,6 +53,8 @@ class FakeStore:
         return {h: self.erased[(channel, h)] for h in hashes if (channel, h) in self.erased}
 
     def add_feedback(self, item: Feedback) -> bool:
+        if (item.channel, item.address) not in self.current:
+            return False
         if item.message_id and any(f.message_id == item.message_id for f in self.feedback):
             return False
         self.feedback.append(replace(item, id=len(self.feedback) + 1))

@@ -101,7 +101,8 @@ class Store(Protocol):
         """Delete everything about an address on every channel, in one transaction.
 
         On each channel where it was unsubscribed, ``hash_for(channel, address)`` is kept
-        so it stays suppressed. The only deletion the consent log allows.
+        so it stays suppressed; where it is subscribed, a hash left by an earlier erasure
+        is removed. The only deletion the consent log allows.
         """
 
     def contact_events(self, address: str) -> list[ConsentEvent]:
@@ -116,7 +117,8 @@ class Store(Protocol):
         """How many addresses are unsubscribed on the channel."""
 
     def add_feedback(self, item: Feedback) -> bool:
-        """Keep a reason; a repeated message id adds nothing (returns False)."""
+        """Keep a reason for an address that has a status on the channel (it follows an
+        opt-out); a repeated message id, or an address erased meanwhile, adds nothing."""
 
     def add_feedback_after_opt_out(self, item: Feedback, window: timedelta) -> bool:
         """Keep a message as the reason when it is the first one since the address opted

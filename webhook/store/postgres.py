@@ -538,6 +538,9 @@ class PostgresStore:
                             (channel, hash_for(channel, address)),
                         )
                         suppressed.append(channel)
+                    elif row is not None:  # opted in again since an earlier erasure: that hash is stale
+                        conn.execute("DELETE FROM erased_addresses WHERE channel = %s AND address_hash = %s",
+                                     (channel, hash_for(channel, address)))
                 conn.execute("SET LOCAL unsub.erasing = 'on'")
                 for channel in channels:
                     for table in ADDRESS_TABLES:  # subscriptions first: they refer to events
@@ -590,13 +593,20 @@ class PostgresStore:
         return int(row["n"])
 
     def add_feedback(self, item: Feedback) -> bool:
+        channel, address = _clean(item.channel), _clean(item.address)
         with self._connection("keep feedback") as conn:
-            return conn.execute(
-                "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (message_id) DO NOTHING",
-                (_clean(item.channel), _clean(item.address), item.kind, _clean(item.text), _clean(item.message_id),
-                 _utc(item.received_at)),
-            ).rowcount == 1
+            with conn.transaction():
+                # Under the address lock an erasure holds: one that ran between the opt-out
+                # and its reason has removed the subscription, and nothing is kept.
+                conn.execute(ADDRESS_LOCK, (channel, address))
+                return conn.execute(
+                    "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) "
+                    "SELECT %s, %s, %s, %s, %s, %s WHERE EXISTS "
+                    "(SELECT 1 FROM subscriptions WHERE channel = %s AND address = %s) "
+                    "ON CONFLICT (message_id) DO NOTHING",
+                    (channel, address, item.kind, _clean(item.text), _clean(item.message_id), _utc(item.received_at),
+                     channel, address),
+                ).rowcount == 1
 
     def add_feedback_after_opt_out(self, item: Feedback, window: timedelta) -> bool:
         with self._connection("keep feedback") as conn:
@@ -683,7 +693,7 @@ class PostgresStore:
                 "CROSS JOIN LATERAL (SELECT c.campaign, c.channel, c.address, c.sent_at FROM campaign_messages c "
                 "  WHERE c.channel = e.channel AND c.address = e.address AND c.delivered_at IS NOT NULL "
                 "  AND c.delivered_at <= e.occurred_at AND c.delivered_at >= e.occurred_at - %(window)s "
-                "  ORDER BY c.delivered_at DESC LIMIT 1) m "
+                "  ORDER BY c.delivered_at DESC, c.message_id DESC LIMIT 1) m "
                 "WHERE e.action = 'opt_out' AND e.source <> 'import' "
                 "AND e.occurred_at >= %(since)s AND e.occurred_at < %(late_until)s "
                 f"AND {CHANNEL_FILTER.format(column='e.channel')} "
@@ -691,7 +701,7 @@ class PostgresStore:
             ).fetchall()
             keywords = conn.execute(
                 f"SELECT keyword, language, count(*) AS n FROM consent_events WHERE action = 'opt_out' AND {in_period} "
-                f"AND {by_channel} AND keyword IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 50", p,
+                f"AND {by_channel} AND keyword IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 50", p,
             ).fetchall()
             kinds = conn.execute(
                 "SELECT CASE WHEN source = 'keyword' THEN coalesce(match_kind, 'keyword') ELSE source END AS kind, "

@@ -388,6 +388,9 @@ class SQLiteStore:
                         (channel, hash_for(channel, address), now),
                     )
                     suppressed.append(channel)
+                elif row is not None:  # opted in again since an earlier erasure: that hash is stale
+                    conn.execute("DELETE FROM erased_addresses WHERE channel = ? AND address_hash = ?",
+                                 (channel, hash_for(channel, address)))
             conn.execute("INSERT INTO erasure_in_progress (marker) VALUES (1)")
             for channel in channels:
                 for table in ADDRESS_TABLES:  # subscriptions first: they refer to events
@@ -438,10 +441,15 @@ class SQLiteStore:
 
     def add_feedback(self, item: Feedback) -> bool:
         with self._write("keep feedback") as conn:
+            # Only for an address the service knows on that channel: an erasure that ran
+            # between the opt-out and its reason leaves nothing behind.
             return conn.execute(
-                "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) "
+                "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS "
+                "(SELECT 1 FROM subscriptions WHERE channel = ? AND address = ?) "
                 "ON CONFLICT (message_id) DO NOTHING",
-                (item.channel, item.address, item.kind, item.text, item.message_id, to_text(item.received_at)),
+                (item.channel, item.address, item.kind, item.text, item.message_id, to_text(item.received_at),
+                 item.channel, item.address),
             ).rowcount == 1
 
     def add_feedback_after_opt_out(self, item: Feedback, window: timedelta) -> bool:
@@ -513,7 +521,7 @@ class SQLiteStore:
             "WITH outs AS (SELECT e.channel, e.address, (SELECT m.message_id FROM campaign_messages m "
             "  WHERE m.channel = e.channel AND m.address = e.address AND m.delivered_at IS NOT NULL "
             f"  AND m.delivered_at <= e.occurred_at AND m.delivered_at >= {WINDOW_START} "
-            "  ORDER BY m.delivered_at DESC LIMIT 1) AS message_id "
+            "  ORDER BY m.delivered_at DESC, m.message_id DESC LIMIT 1) AS message_id "
             " FROM consent_events e WHERE e.action = 'opt_out' AND e.source <> 'import' "
             " AND e.occurred_at >= ? AND e.occurred_at < ? AND (? IS NULL OR e.channel = ?)) "
             "SELECT m.campaign, m.channel, count(DISTINCT m.address) AS n FROM outs "
@@ -525,7 +533,7 @@ class SQLiteStore:
         keywords = self._query(
             "SELECT keyword, language, count(*) AS n FROM consent_events WHERE action = 'opt_out' "
             "AND occurred_at >= ? AND occurred_at < ? AND (? IS NULL OR channel = ?) AND keyword IS NOT NULL "
-            "GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 50",
+            "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 50",
             (start, end, channel, channel),
         )
         kinds = self._query(
