@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -29,6 +29,7 @@ from webhook.store import Store, StoreUnavailable, open_store
 
 CHUNK = 5000  # rows looked up in the database at once
 IMPORT_BATCH = 1000  # events per transaction
+CLOCK_SKEW = timedelta(minutes=5)  # dates this far ahead of our clock are still taken as now-ish
 
 
 @contextmanager
@@ -145,6 +146,8 @@ def _moment(at_text: str | None) -> datetime:
     moment = parse_when(at_text)
     if moment is None:
         _fail(f"--at {at_text!r} is not a date or time (2026-11-26 or 2026-11-26T10:00:00Z)")
+    if moment > utcnow() + CLOCK_SKEW:
+        _fail(f"--at {at_text!r} is in the future")
     return moment
 
 
@@ -157,7 +160,21 @@ def _writer(stack: ExitStack, path: str | None) -> Callable | None:
 
 
 def _chunks(rows: Iterator[list[str]], size: int) -> Iterator[list[list[str]]]:
-    while chunk := list(islice(rows, size)):
+    """Rows in lists of ``size``; a file that turns unreadable midway stops with a clear line.
+
+    What was done with the rows before it stays done: imports are idempotent, so running
+    the command again on the mended file is safe.
+    """
+    done = 0
+    while True:
+        try:
+            chunk = list(islice(rows, size))
+        except (UnicodeDecodeError, csv.Error) as error:
+            _fail(f"stopped after about {done} rows: the file cannot be read further ({error}); "
+                  "save it as CSV UTF-8 and run the command again")
+        if not chunk:
+            return
+        done += len(chunk)
         yield chunk
 
 
@@ -250,7 +267,8 @@ def suppressions_import(source: str, channel: str, column: str | None, region: s
 
     Each row becomes an opt-out with source `import`, at the row's date (UNSUB_TIME,
     Suppression Date, ...) or --at. An older imported opt-out never overrides a newer
-    opt-in. Importing the same file again adds nothing.
+    opt-in. Rows with an unreadable or future date are counted invalid, not imported.
+    Importing the same file again adds nothing.
 
     Example: unsub suppressions import --channel email mailchimp-unsubscribed.csv
     """
@@ -284,7 +302,12 @@ def _import_event(row: list[str], layout: Layout, channel: Channel, region: str 
     address = normalise_address(channel.type, _cell(row, layout.address_index), region)
     if address is None:
         return None
-    when = parse_when(_cell(row, layout.date_index))
+    written = _cell(row, layout.date_index)
+    when = parse_when(written)
+    if written and (when is None or when > utcnow() + CLOCK_SKEW):
+        # An unreadable date must not become "now" (it could override a newer opt-in), and a
+        # future one would outrank every later opt-in: the row is reported, not imported.
+        return None
     reason = _cell(row, layout.reason_index)
     return ConsentEvent(
         channel=channel.name, address=address, action="opt_out", source="import", occurred_at=when or default_at,
@@ -395,11 +418,7 @@ def contact_export(address: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(record, indent=2, ensure_ascii=False))
         return
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    fields = list(consent.event_record(ConsentEvent("", "", "opt_out", "", datetime.now(timezone.utc))))
-    writer.writerow(["address", *fields])
-    for event in record["events"]:
-        writer.writerow([record["address"], *(event[f] if event[f] is not None else "" for f in fields)])
+    click.echo(consent.contact_csv(record), nl=False)
 
 
 @contact.command("erase", context_settings=CONTEXT)

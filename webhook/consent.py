@@ -541,3 +541,29 @@ def event_record(event: ConsentEvent) -> dict:
         "message_id": event.message_id, "config_version": event.config_version, "reason": event.reason,
         "at": iso(event.occurred_at), "recorded_at": iso(event.recorded_at) if event.recorded_at else None,
     }
+
+
+EXPORT_FIELDS = ("channel", "action", "source", "keyword", "language", "match_kind", "raw_text", "message_id",
+                 "config_version", "reason", "at", "recorded_at")
+# Contacts' own words: a spreadsheet must not run them as formulas.
+FREE_TEXT_FIELDS = frozenset({"raw_text", "reason"})
+
+
+def spreadsheet_safe(text: str | None) -> str | None:
+    """Text in a CSV cell that a spreadsheet will not run as a formula (=, +, -, @, tab, CR)."""
+    return "'" + text if text and text[0] in "=+-@\t\r" else text
+
+
+def contact_csv(record: dict) -> str:
+    """A contact_record's events as CSV (one row per event, the address first)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("address",) + EXPORT_FIELDS)
+    for event in record["events"]:
+        writer.writerow([record["address"]] + [
+            (spreadsheet_safe(event[name]) if name in FREE_TEXT_FIELDS else event[name]) or "" for name in EXPORT_FIELDS
+        ])
+    return out.getvalue()

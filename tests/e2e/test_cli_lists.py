@@ -115,11 +115,13 @@ def test_suppression_import_is_idempotent_and_never_overrides_newer_consent(run,
     mailchimp = tmp_path / "klaviyo.csv"
     mailchimp.write_text(
         "Phone Number,Suppression Reason,Suppression Date\n"
-        f"{A},User Suppressed,2026-01-02 10:00:00\n{B},User Suppressed,2026-01-03\n{C},,\nbad,,\n",
+        f"{A},User Suppressed,2026-01-02 10:00:00\n{B},User Suppressed,2026-01-03\n{C},,\nbad,,\n"
+        f"{D},,31/12/2024\n{D},,9999-12-31\n",  # unreadable and future dates: reported, not imported
         encoding="utf-8",
     )
     first = run("suppressions", "import", "--channel", "sms", str(mailchimp), "--at", "2026-02-01")
-    assert "4 rows: 3 opt-outs recorded, 0 already there, 1 invalid" in first.stderr
+    assert "6 rows: 3 opt-outs recorded, 0 already there, 3 invalid" in first.stderr
+    assert store.subscription("sms", D) is None
     again = run("suppressions", "import", "--channel", "sms", str(mailchimp), "--at", "2026-02-01")
     assert "0 opt-outs recorded, 3 already there" in again.stderr
     assert store.subscription("sms", A).status == "unsubscribed"
@@ -157,6 +159,8 @@ def test_campaign_sends_and_stats(run, store, tmp_path):
     assert "0 sends recorded, 2 already there" in run("campaign", "sends", "--campaign", "black-friday", "--channel",
                                                         "sms", "sent.csv").stderr
     assert run("campaign", "sends", "--campaign", " padded ", "--channel", "sms", "sent.csv", ok=False).exit_code == 1
+    assert "in the future" in run("suppressions", "import", "--channel", "sms", "sent.csv", "--at", "2999-01-01",
+                                  ok=False).stderr
     opt(store, "opt_out", A, (sent_at + timedelta(hours=3)).replace(tzinfo=None).isoformat())
     report = json.loads(run("stats", "--days", "7").stdout)
     campaigns = [(c["campaign"], c["delivered"], c["opt_outs"], c["opt_out_rate"]) for c in report["campaigns"]]
@@ -188,3 +192,11 @@ def test_progress_bar_follows_the_bytes_read_on_a_terminal(tmp_path, monkeypatch
     monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: no bar
     with path.open("rb") as raw:
         assert Progress(raw, "x", quiet=False).bar is None
+
+
+def test_a_file_that_breaks_midway_stops_with_a_clear_message(run, store, tmp_path):
+    good = "".join(f"+1415555{n:04d}\n" for n in range(8000)).encode()  # beyond the 64 KB sample
+    (tmp_path / "broken.csv").write_bytes(b"phone\n" + good + b"+14155\xff0000\n")
+    result = run("audience", "filter", "--channel", "sms", "broken.csv", "-q", ok=False)
+    assert result.exit_code == 1 and "stopped after about" in result.stderr and "CSV UTF-8" in result.stderr
+    assert "Traceback" not in result.output + result.stderr

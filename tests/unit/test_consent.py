@@ -227,3 +227,13 @@ def test_an_erased_address_stays_suppressed_until_it_opts_in_again(store):
     assert consent.audience(CONFIG, store, "sms", "campaign", [ALICE], HASH).sendable == [ALICE]
     # The hash depends on the key: another SECRET_KEY cannot recognise her.
     assert consent.address_hasher("another-secret-key-0123456789")("sms", ALICE) != hashed
+
+
+def test_contact_csv_keeps_contacts_words_from_running_as_formulas():
+    event = {name: None for name in consent.EXPORT_FIELDS} | {
+        "channel": "sms", "action": "opt_out", "raw_text": "=HYPERLINK(\"http://x\") STOP", "reason": "+cmd|' /C calc'!A0",
+        "at": "2026-11-26T10:00:00Z"}
+    lines = consent.contact_csv({"address": ALICE, "events": [event]}).splitlines()
+    assert lines[0].startswith("address,channel,action")
+    assert lines[1].startswith(f"{ALICE},sms,opt_out")  # the address itself stays as it is
+    assert "'=HYPERLINK" in lines[1] and "'+cmd" in lines[1]

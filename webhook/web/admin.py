@@ -309,11 +309,6 @@ def events():
     )
 
 
-def _cell(text: str | None) -> str | None:
-    """Contacts' words in a cell a spreadsheet will not run as a formula (=, +, -, @)."""
-    return "'" + text if text and text[0] in "=+-@\t\r" else text
-
-
 @bp.get("/events.csv")
 def events_csv():
     filters, _ = _filters()
@@ -322,7 +317,7 @@ def events_csv():
     writer = csv.writer(out)
     writer.writerow(["at", "channel", "address", "action", "source", "keyword", "language", "match_kind", "message_id", "config_version", "reason", "text"])
     for e in found:
-        writer.writerow([_cell(v) for v in (
+        writer.writerow([consent.spreadsheet_safe(v) for v in (
             iso(e.occurred_at), e.channel, e.address, e.action, e.source, e.keyword, e.language,
             e.match_kind, e.message_id, e.config_version, e.reason, e.raw_text,
         )])

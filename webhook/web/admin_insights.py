@@ -13,7 +13,7 @@ from webhook import consent
 from webhook.domain import utcnow
 from webhook.web import services
 from webhook.web.admin import bp
-from webhook.web.api_data import EXPORT_FIELDS, stats_report
+from webhook.web.api_data import stats_report
 from webhook.web.charts import daily_bars, horizontal_bars
 
 PERIODS = (7, 30, 90)
@@ -108,15 +108,7 @@ def contact_export():
         flash(str(error), "error")
         return redirect(url_for("admin.contacts"))
     if fmt == "csv":
-        import csv
-        import io
-
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=("address",) + EXPORT_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for event in record["events"]:
-            writer.writerow({"address": record["address"], **event})
-        body, mimetype, ext = out.getvalue(), "text/csv", "csv"
+        body, mimetype, ext = consent.contact_csv(record), "text/csv", "csv"
     else:
         body, mimetype, ext = json.dumps(record, indent=2, ensure_ascii=False), "application/json", "json"
     response = Response(body, mimetype=mimetype)

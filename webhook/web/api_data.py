@@ -3,8 +3,6 @@ suppression export, and a contact's audit export and erasure. Same blueprint, sa
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime, time, timedelta, timezone
 from typing import Literal
 
@@ -24,8 +22,6 @@ DEFAULT_STATS_DAYS = 30
 # Times the service accepts from clients: far from datetime's limits, so arithmetic never overflows.
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
-EXPORT_FIELDS = ("channel", "action", "source", "keyword", "language", "match_kind", "raw_text", "message_id",
-                 "config_version", "reason", "at", "recorded_at")
 
 
 def parse_moment(name: str, value: str, *, end: bool = False) -> datetime:
@@ -189,12 +185,7 @@ def export_contact(address: str) -> Response:
         return error_response(400, "invalid_address", str(error))
     if fmt == "json":
         return jsonify(record)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=("address",) + EXPORT_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    for event in record["events"]:
-        writer.writerow({"address": record["address"], **event})
-    response = Response(out.getvalue(), mimetype="text/csv")
+    response = Response(consent.contact_csv(record), mimetype="text/csv")
     response.headers["Content-Disposition"] = "attachment; filename=consent-history.csv"
     return response
 
