@@ -138,6 +138,9 @@ def test_erasure_keeps_only_a_suppression_hash(twilio, client, admin_headers, st
     assert whatsapp["sendable"] == [ALICE]
     lookup = api(client, admin_headers, "GET", f"/subscriptions/sms/{ALICE}").json
     assert (lookup["status"], lookup["history"]) == ("unsubscribed", [])
+    listed = api(client, admin_headers, "GET", "/suppressions/sms").json
+    assert [s["address"] for s in listed["suppressions"]] == [BOB] and listed["erased_not_listed"] is True
+    assert api(client, admin_headers, "GET", "/suppressions/whatsapp").json["erased_not_listed"] is False
     assert api(client, admin_headers, "GET", f"/contacts/{ALICE}/export").json["events"] == []
 
     # Erasing again is harmless; a new opt-in is new consent and makes her sendable again.

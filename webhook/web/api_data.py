@@ -169,6 +169,9 @@ def list_suppressions(channel: str) -> Response:
         "suppressions": [{"address": s.address, "unsubscribed_at": iso(s.unsubscribed_at), "source": s.source,
                           "keyword": s.keyword} for s in page],
         "next_after": page[-1].address if len(page) == limit else None,
+        # Erased contacts are suppressed by hash and cannot be listed: say so, so nobody
+        # gates sends on this list alone.
+        "erased_not_listed": svc.store.has_erasures(channel),
     })
 
 
