@@ -194,12 +194,13 @@ def copy_db(source: str, target: str, batch: int) -> None:
 
     For moving from SQLite to PostgreSQL: the target is migrated first and must hold no
     events yet; event times, message ids and config versions are kept, and the current
-    statuses are rebuilt from the events. The source is only read.
+    statuses are rebuilt from the events. Erased contacts' hashes, campaign messages,
+    reasons and the review queue are copied too. The source is only read.
 
     Example: unsub copy-db sqlite:///unsub.db postgresql://postgres@127.0.0.1:5432/unsub
     """
     from webhook.settings import check_database_url
-    from webhook.store import StoreUnavailable, open_store
+    from webhook.store import COPY_TABLES, StoreUnavailable, open_store
 
     try:
         source_store = open_store(check_database_url(source))
@@ -215,13 +216,18 @@ def copy_db(source: str, target: str, batch: int) -> None:
             for events in source_store.iter_events(batch):
                 copied += target_store.import_events(events)
                 progress.update(len(events))
+        # Erased contacts' hashes (without them they would become sendable), campaign
+        # messages, reasons and the review queue.
+        others = {table: sum(target_store.import_rows(table, rows) for rows in source_store.iter_rows(table, batch))
+                  for table in COPY_TABLES}
     except SettingsError as error:
         _fail(error.message)
     except StoreUnavailable as error:
         _fail(str(error))
     source_store.close()
     target_store.close()
-    click.echo(f"copied {copied} of {total} consent events into {target_store.kind}")
+    click.echo(f"copied {copied} of {total} consent events into {target_store.kind}; "
+               + ", ".join(f"{count} {table.replace('_', ' ')}" for table, count in others.items()))
 
 
 @main.group(context_settings=CONTEXT)

@@ -122,7 +122,7 @@ def test_python_is_the_venv(tmp_path):
 def test_copy_db_moves_every_event_and_refuses_a_full_target(runner, tmp_path, database_url):
     from datetime import timedelta
 
-    from webhook.domain import ConsentEvent, utcnow
+    from webhook.domain import CampaignMessage, ConsentEvent, Feedback, ReviewItem, utcnow
     from webhook.store import open_store
 
     source_url = f"sqlite:///{tmp_path / 'old.db'}"
@@ -133,11 +133,18 @@ def test_copy_db_moves_every_event_and_refuses_a_full_target(runner, tmp_path, d
         source.record(ConsentEvent(channel="sms", address=f"+1415555{i % 100:04d}", action="opt_out" if i < 200 else "opt_in",
                                    source="keyword", occurred_at=start + timedelta(minutes=i), message_id=f"SMcopy{i}", keyword="STOP"))
     source.record(ConsentEvent(channel="email", address="bob@example.com", action="opt_out", source="admin", occurred_at=start, reason="phone"))
+    # An erased contact (kept as a hash), a campaign message, a reason and a review item.
+    source.record(ConsentEvent(channel="sms", address="+14155550999", action="opt_out", source="keyword", occurred_at=start))
+    source.erase("+14155550999", lambda channel, address: f"hash:{channel}:{address}")
+    source.record_campaign_messages([CampaignMessage("SMc1", "spring", "sms", "+14155550001", "delivered", start)])
+    source.add_feedback(Feedback("email", "bob@example.com", "page", "too_many", start, None))
+    source.add_review_item(ReviewItem("sms", "+14155550002", "cancel my order", start, "SMr1"))
     source.close()
 
     result = runner.invoke(main, ["copy-db", source_url, database_url, "--batch", "60"])
     assert result.exit_code == 0, result.output
     assert "copied 251 of 251 consent events" in result.output
+    assert "1 erased addresses, 1 campaign messages, 1 feedback, 1 review items" in result.output
     target = open_store(database_url)
     try:
         assert target.event_count() == 251
@@ -145,6 +152,11 @@ def test_copy_db_moves_every_event_and_refuses_a_full_target(runner, tmp_path, d
         assert target.subscription("sms", "+14155550099").status == "unsubscribed"
         assert target.history("email", "bob@example.com")[0].reason == "phone"
         assert target.history("sms", "+14155550000")[0].occurred_at == start
+        assert target.erased_among("sms", ["hash:sms:+14155550999"]) != {}  # still suppressed after the move
+        assert target.feedback_items()[0][0].text == "too_many"
+        assert target.review_items("open")[0][0].text == "cancel my order"
+        target.add_review_item(ReviewItem("sms", "+14155550003", "quit it", start, "SMr2"))  # ids go on after the copied
+        assert [item.id for item in target.review_items("open")[0]] == [1, 2]
     finally:
         target.close()
     again = runner.invoke(main, ["copy-db", source_url, database_url])

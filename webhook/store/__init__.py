@@ -113,6 +113,13 @@ class Store(Protocol):
     def iter_suppressions(self, channel: str, batch: int = 1000, after: str = "") -> Iterator[list[Suppression]]:
         """Unsubscribed addresses of a channel in address order (those after ``after``), in batches."""
 
+    def iter_rows(self, table: str, batch: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every row of one of COPY_TABLES in key order, times as aware datetimes (copy-db)."""
+
+    def import_rows(self, table: str, rows: list[dict[str, Any]]) -> int:
+        """Add rows read by ``iter_rows`` (of any backend) in one transaction; rows whose
+        key is already there are skipped. Returns how many were added."""
+
     def suppression_count(self, channel: str) -> int:
         """How many addresses are unsubscribed on the channel."""
 
@@ -158,6 +165,21 @@ FEEDBACK_COLUMNS = "id, channel, address, kind, text, message_id, received_at"
 REVIEW_COLUMNS = "id, channel, address, text, message_id, received_at, status, decided_by, decided_at"
 # Tables that hold an address; an erasure deletes from each (fixed names, never input).
 ADDRESS_TABLES = ("subscriptions", "consent_events", "campaign_messages", "feedback", "review_items")
+# Tables `unsub copy-db` copies besides the consent log: (columns, key columns, time columns).
+# Fixed names, never input.
+COPY_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] = {
+    "erased_addresses": (("channel", "address_hash", "erased_at"), ("channel", "address_hash"), frozenset({"erased_at"})),
+    "campaign_messages": (
+        ("message_id", "campaign", "channel", "address", "status", "stage", "sent_at", "delivered_at", "updated_at"),
+        ("message_id",), frozenset({"sent_at", "delivered_at", "updated_at"}),
+    ),
+    "feedback": (("id", "channel", "address", "kind", "text", "message_id", "received_at"), ("id",),
+                 frozenset({"received_at"})),
+    "review_items": (
+        ("id", "channel", "address", "text", "message_id", "received_at", "status", "decided_by", "decided_at"),
+        ("id",), frozenset({"received_at", "decided_at"}),
+    ),
+}
 # Opt-outs that a campaign message may have caused (an imported list did not).
 ATTRIBUTED_SOURCES_EXCLUDED = ("import",)
 STATS_FEEDBACK_LIMIT = 200

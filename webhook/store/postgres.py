@@ -45,6 +45,7 @@ from webhook.domain import (
 )
 from webhook.store import (
     ADDRESS_TABLES,
+    COPY_TABLES,
     EVENT_COLUMNS,
     FEEDBACK_COLUMNS,
     MAX_VERSION_NUMBER,
@@ -583,6 +584,42 @@ class PostgresStore:
             last = rows[-1]["address"]
             yield [Suppression(channel, row["address"], _utc(row["updated_at"]), row["source"], row["keyword"])
                    for row in rows]
+
+    def iter_rows(self, table: str, batch: int = 1000) -> Iterator[list[dict]]:
+        columns, key, times = COPY_TABLES[table]
+        listed, keys = ", ".join(columns), ", ".join(key)
+        marks = ", ".join("%s" for _ in key)
+        last: tuple | None = None
+        while True:
+            with self._connection(f"read {table}") as conn:
+                if last is None:
+                    found = conn.execute(f"SELECT {listed} FROM {table} ORDER BY {keys} LIMIT %s", (batch,)).fetchall()
+                else:
+                    found = conn.execute(
+                        f"SELECT {listed} FROM {table} WHERE ({keys}) > ({marks}) ORDER BY {keys} LIMIT %s", last + (batch,)
+                    ).fetchall()
+            if not found:
+                return
+            last = tuple(found[-1][name] for name in key)
+            yield [{name: _utc(row[name]) if name in times and row[name] is not None else row[name] for name in columns}
+                   for row in found]
+
+    def import_rows(self, table: str, rows: list[dict]) -> int:
+        columns, _, _ = COPY_TABLES[table]
+        # Identity ids are kept as they were (OVERRIDING: the copy is of the same rows).
+        overriding = "OVERRIDING SYSTEM VALUE " if "id" in columns else ""
+        sql = (f"INSERT INTO {table} ({', '.join(columns)}) {overriding}VALUES ({', '.join('%s' for _ in columns)}) "
+               "ON CONFLICT DO NOTHING")
+        added = 0
+        with self._connection(f"copy {table}") as conn:
+            with conn.transaction():
+                for row in rows:
+                    added += conn.execute(sql, [_clean(row[name]) for name in columns]).rowcount
+                if "id" in columns and added:
+                    # Later rows get ids after the copied ones.
+                    conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                 f"(SELECT max(id) FROM {table}))")
+        return added
 
     def suppression_count(self, channel: str) -> int:
         with self._connection("count suppressions") as conn:

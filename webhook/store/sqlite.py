@@ -41,6 +41,7 @@ from webhook.domain import (
 from webhook.settings import sqlite_path
 from webhook.store import (
     ADDRESS_TABLES,
+    COPY_TABLES,
     EVENT_COLUMNS,
     FEEDBACK_COLUMNS,
     MAX_VERSION_NUMBER,
@@ -433,6 +434,35 @@ class SQLiteStore:
                 Suppression(channel, row["address"], from_text(row["updated_at"]), row["source"], row["keyword"])
                 for row in rows
             ]
+
+    def iter_rows(self, table: str, batch: int = 1000) -> Iterator[list[dict]]:
+        columns, key, times = COPY_TABLES[table]
+        listed, keys = ", ".join(columns), ", ".join(key)
+        marks = ", ".join("?" for _ in key)
+        last: tuple | None = None
+        while True:
+            if last is None:
+                rows = self._query(f"SELECT {listed} FROM {table} ORDER BY {keys} LIMIT ?", (batch,))
+            else:
+                rows = self._query(
+                    f"SELECT {listed} FROM {table} WHERE ({keys}) > ({marks}) ORDER BY {keys} LIMIT ?", last + (batch,)
+                )
+            if not rows:
+                return
+            last = tuple(rows[-1][name] for name in key)
+            yield [{name: from_text(row[name]) if name in times and row[name] is not None else row[name] for name in columns}
+                   for row in rows]
+
+    def import_rows(self, table: str, rows: list[dict]) -> int:
+        columns, _, times = COPY_TABLES[table]
+        sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+               "ON CONFLICT DO NOTHING")
+        added = 0
+        with self._write(f"copy {table}") as conn:
+            for row in rows:
+                added += conn.execute(sql, [to_text(row[name]) if name in times and row[name] is not None else row[name]
+                                            for name in columns]).rowcount
+        return added
 
     def suppression_count(self, channel: str) -> int:
         return self._query(
