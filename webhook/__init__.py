@@ -18,7 +18,7 @@ from webhook.consent import AddressHash, address_hasher
 from webhook.keywords import KeywordConfig, KeywordConfigError, load_file
 from webhook.providers.twilio import SignatureChecker
 from webhook.settings import Settings, SettingsError, from_env
-from webhook.store import Store, StoreUnavailable, open_store
+from webhook.store import Store, StoreUnavailable, key_fingerprint, open_store
 
 __version__ = "0.1.0"
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -74,14 +74,22 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     file_config = load_keywords(settings)  # a bad file stops start-up with one line
     if store is None:
         store = open_store(settings.database_url)
+    address_hash = address_hasher(settings.erasure_key or settings.secret_key or "")
     try:
         store.migrate()
         keywords = KeywordConfigs.start(store, settings.keywords_file, file_config)
+        recorded = store.erasure_key_fingerprint()
     except StoreUnavailable as error:
         raise SettingsError(f"DATABASE_URL cannot be used: {error}") from None
     finally:
         # Workers forked after this open their own connections.
         store.close()
+    if recorded is not None and recorded != key_fingerprint(address_hash):
+        # Started with another key, erased contacts would not be recognised: sendable again.
+        raise SettingsError(
+            "ERASURE_KEY (or SECRET_KEY, without it) is not the key this database's erased contacts were "
+            "hashed with; set ERASURE_KEY to the SECRET_KEY in force when they were erased"
+        )
 
     app = Flask(__name__)
     app.config.update(
@@ -98,7 +106,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.session_interface = AdminOnlySessions()
     app.extensions["unsub"] = Services(
-        settings, store, keywords, SignatureChecker(settings.twilio_auth_token), address_hasher(settings.secret_key or "")
+        settings, store, keywords, SignatureChecker(settings.twilio_auth_token), address_hash
     )
 
     from webhook.web import admin, admin_insights, api, api_data, email, errors, health, webhooks  # noqa: F401 (add routes)

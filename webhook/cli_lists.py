@@ -25,7 +25,7 @@ from webhook.contact_files import ContactFileError, Layout, open_rows, parse_whe
 from webhook.domain import ConsentEvent, iso, utcnow
 from webhook.keywords import Channel, KeywordConfig, KeywordConfigError, load_file, parse_document
 from webhook.settings import SettingsError, check_database_url, check_window, load_local_secrets
-from webhook.store import Store, StoreUnavailable, open_store
+from webhook.store import Store, StoreUnavailable, key_fingerprint, open_store
 
 CHUNK = 5000  # rows looked up in the database at once
 IMPORT_BATCH = 1000  # events per transaction
@@ -61,9 +61,11 @@ def _channel(config: KeywordConfig, name: str) -> Channel:
 
 
 class LazyHasher:
-    """The erased-address hash, with SECRET_KEY read only when an erased contact must be checked."""
+    """The erased-address hash, with its key (ERASURE_KEY, else SECRET_KEY) read only when an
+    erased contact must be checked, and checked against the one the database's erasures used."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self._hash: consent.AddressHash | None = None
 
     def __call__(self, channel: str, address: str) -> str:
@@ -72,13 +74,18 @@ class LazyHasher:
     def resolve(self) -> consent.AddressHash:
         """The hash function; fails with a clear message when SECRET_KEY cannot be found."""
         if self._hash is None:
-            secret = os.environ.get("SECRET_KEY")
+            secret = os.environ.get("ERASURE_KEY") or os.environ.get("SECRET_KEY")
             if not secret and (Path("instance") / "secrets.env").is_file():
                 secret = load_local_secrets(Path("instance"))["SECRET_KEY"]
             if not secret:
-                _fail("erased contacts are kept as a hash keyed with the service's SECRET_KEY: "
-                      "set SECRET_KEY to the value the service runs with")
-            self._hash = consent.address_hasher(secret)
+                _fail("erased contacts are kept as a keyed hash: set ERASURE_KEY or SECRET_KEY to the value "
+                      "the service runs with")
+            hash_for = consent.address_hasher(secret)
+            recorded = self.store.erasure_key_fingerprint()
+            if recorded is not None and recorded != key_fingerprint(hash_for):
+                _fail("ERASURE_KEY (or SECRET_KEY) is not the key this database's erased contacts were hashed "
+                      "with; set it to the value the service runs with")
+            self._hash = hash_for
         return self._hash
 
 
@@ -222,7 +229,7 @@ def audience_filter(source: str, channel: str, category: str, column: str | None
                     write(layout.header)
         progress = Progress(raw, f"filtering {channel}", quiet)
         stack.callback(progress.close)
-        hasher = LazyHasher()
+        hasher = LazyHasher(store)
         index = layout.address_index
         for chunk in _chunks(rows, CHUNK):
             normal = [normalise_address(target.type, row[index], region, strict=True) if len(row) > index else None
@@ -438,7 +445,7 @@ def contact_erase(address: str, yes: bool) -> None:
         if not yes:
             click.confirm(f"Erase every record of {normal}? This cannot be undone", abort=True, err=True)
         # The key first: failing inside the erasure's transaction would only roll it back.
-        erasure = consent.erase_contact(store, normal, LazyHasher().resolve())
+        erasure = consent.erase_contact(store, normal, LazyHasher(store).resolve())
     deleted = sum(erasure.deleted.values())
     kept = ", ".join(erasure.suppressed_channels) or "none"
     click.echo(f"erased {normal}: {deleted} rows deleted; still suppressed on: {kept}")

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 MIN_SECRET_LENGTH = 16
 SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN")  # generated for local development
-OPTIONAL_SECRETS = ("SENDGRID_INBOUND_SECRET", "MAILGUN_SIGNING_KEY")
+OPTIONAL_SECRETS = ("SENDGRID_INBOUND_SECRET", "MAILGUN_SIGNING_KEY", "ERASURE_KEY")
 PACKAGED_KEYWORDS = Path(__file__).with_name("keywords.yaml")
 
 
@@ -48,8 +48,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "SECRET_KEY",
         "none",
-        "Signs e-mail unsubscribe tokens and admin session cookies, and keys the hashes that keep "
-        "erased contacts suppressed: keep it for good (a new one breaks old links and forgets erasures). "
+        "Signs e-mail unsubscribe tokens and admin session cookies, and (without `ERASURE_KEY`) keys the "
+        "hashes that keep erased contacts suppressed. A new one breaks every link already sent. "
         "Required in production.",
     ),
     SettingSpec(
@@ -74,6 +74,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "none",
         "Two-letter country code used to read phone numbers written without `+` "
         "(admin API and audience lists), e.g. `US`.",
+    ),
+    SettingSpec(
+        "ERASURE_KEY",
+        "`SECRET_KEY`",
+        "Key of the hashes that keep erased contacts suppressed. When you change `SECRET_KEY`, set this "
+        "to its old value: started with another key than the erasures were made with, the service refuses "
+        "to start rather than forget them.",
     ),
     SettingSpec(
         "ATTRIBUTION_WINDOW_HOURS",
@@ -106,6 +113,7 @@ class Settings:
     default_region: str | None = None
     sendgrid_inbound_secret: str | None = None
     mailgun_signing_key: str | None = None
+    erasure_key: str | None = None
     attribution_window_hours: int = 72
     # Where generated local-development secrets live (None in production).
     instance_path: Path | None = None
@@ -254,6 +262,7 @@ def from_env(
         default_region=_check_region(region) if region else None,
         sendgrid_inbound_secret=env.get("SENDGRID_INBOUND_SECRET") or None,
         mailgun_signing_key=env.get("MAILGUN_SIGNING_KEY") or None,
+        erasure_key=env.get("ERASURE_KEY") or None,
         attribution_window_hours=check_window(env["ATTRIBUTION_WINDOW_HOURS"]) if env.get("ATTRIBUTION_WINDOW_HOURS") else 72,
         instance_path=instance_path,
     )

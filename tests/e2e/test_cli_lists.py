@@ -93,9 +93,12 @@ def test_an_erased_contact_stays_suppressed_in_the_audience_filter(run, store, t
     result = run("audience", "filter", "--channel", "sms", "in.csv", "--suppressed", "s.csv")
     assert rows(result.stdout) == [["phone"], [B]]
     assert rows((tmp_path / "s.csv").read_text()) == [["phone"], [A]]
+    wrong = CliRunner().invoke(main, ["audience", "filter", "--channel", "sms", "in.csv"],
+                               env={"DATABASE_URL": store_url(store), "SECRET_KEY": "another-key-0123456789"})
+    assert wrong.exit_code == 1 and "not the key this database's erased contacts were hashed with" in wrong.stderr
     # Without the key the erased list cannot be checked: refuse rather than let them through.
     keyless = CliRunner().invoke(main, ["audience", "filter", "--channel", "sms", "in.csv"],
-                                 env={"DATABASE_URL": store_url(store), "SECRET_KEY": ""})
+                                 env={"DATABASE_URL": store_url(store), "SECRET_KEY": "", "ERASURE_KEY": ""})
     assert keyless.exit_code == 1 and "SECRET_KEY" in keyless.stderr
 
 

@@ -178,3 +178,41 @@ def test_the_log_still_refuses_deletes_outside_an_erasure(twilio, store):
             except psycopg.errors.RestrictViolation as error:
                 assert "append-only" in str(error)
     assert store.event_count() == 1
+
+
+def test_a_service_with_another_erasure_key_refuses_to_start_then_erasure_key_mends_it(twilio, client, admin_headers,
+                                                                                         settings):
+    import pytest
+
+    from tests.conftest import SECRET_KEY
+    from webhook import create_app
+    from webhook.settings import SettingsError
+
+    twilio.message("STOP", sender=ALICE)
+    assert api(client, admin_headers, "DELETE", f"/contacts/{ALICE}").json["suppressed_channels"] == ["sms"]
+    rotated = settings.with_changes(secret_key="a-brand-new-secret-key-0123456789")
+    with pytest.raises(SettingsError, match="ERASURE_KEY"):
+        create_app(rotated)
+    mended = create_app(rotated.with_changes(erasure_key=SECRET_KEY))  # the old key, kept for erasures
+    try:
+        audience = mended.test_client().post("/api/v1/audience", headers=admin_headers,
+                                              json={"channel": "sms", "category": "campaign", "addresses": [ALICE]})
+        assert audience.json["suppressed"] == [ALICE]
+    finally:
+        mended.extensions["unsub"].store.close()
+
+
+def test_an_erasure_with_another_key_erases_nothing(store):
+    from webhook.consent import address_hasher
+    from webhook.domain import ConsentEvent, utcnow
+    from webhook.store import ErasureKeyMismatch
+
+    store.record(ConsentEvent("sms", ALICE, "opt_out", "keyword", utcnow()))
+    store.record(ConsentEvent("sms", BOB, "opt_out", "keyword", utcnow()))
+    store.erase(ALICE, address_hasher("first-key-0123456789"))
+    try:
+        store.erase(BOB, address_hasher("second-key-0123456789"))
+        raise AssertionError("erased with another key")
+    except ErasureKeyMismatch:
+        pass
+    assert store.subscription("sms", BOB).status == "unsubscribed"

@@ -28,6 +28,18 @@ class StoreUnavailable(Exception):
     """The database cannot take the change now (down, locked too long). Answer 503 and retry."""
 
 
+class ErasureKeyMismatch(Exception):
+    """The erased-address hashes in this database were made with another key."""
+
+
+# hash_for(channel, address) of this pair is the key's fingerprint: no real address is empty.
+FINGERPRINT_PAIR = ("erasure-key-check", "")
+
+
+def key_fingerprint(hash_for: Callable[[str, str], str]) -> str:
+    return hash_for(*FINGERPRINT_PAIR)
+
+
 class Store(Protocol):
     kind: str
 
@@ -102,8 +114,12 @@ class Store(Protocol):
 
         On each channel where it was unsubscribed, ``hash_for(channel, address)`` is kept
         so it stays suppressed; where it is subscribed, a hash left by an earlier erasure
-        is removed. The only deletion the consent log allows.
+        is removed. The only deletion the consent log allows. The first erasure records
+        the key's fingerprint; one with another key raises ErasureKeyMismatch, erasing nothing.
         """
+
+    def erasure_key_fingerprint(self) -> str | None:
+        """The fingerprint of the key erased addresses were hashed with; None before any erasure."""
 
     def contact_events(self, address: str) -> list[ConsentEvent]:
         """Consent events for an address on every channel, oldest first (audit export)."""
@@ -179,7 +195,9 @@ COPY_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] 
         ("id", "channel", "address", "text", "message_id", "received_at", "status", "decided_by", "decided_at"),
         ("id",), frozenset({"received_at", "decided_at"}),
     ),
+    "erasure_key": (("id", "fingerprint"), ("id",), frozenset()),
 }
+IDENTITY_TABLES = frozenset({"feedback", "review_items"})  # ids the database hands out
 # Opt-outs that a campaign message may have caused (an imported list did not).
 ATTRIBUTED_SOURCES_EXCLUDED = ("import",)
 STATS_FEEDBACK_LIMIT = 200

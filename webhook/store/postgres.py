@@ -48,13 +48,16 @@ from webhook.store import (
     COPY_TABLES,
     EVENT_COLUMNS,
     FEEDBACK_COLUMNS,
+    IDENTITY_TABLES,
     MAX_VERSION_NUMBER,
     REVIEW_COLUMNS,
     STATS_FEEDBACK_LIMIT,
     VERSION_COLUMNS,
+    ErasureKeyMismatch,
     StoreUnavailable,
     event_from_row,
     feedback_from_row,
+    key_fingerprint,
     migration_files,
     review_from_row,
     version_from_row,
@@ -521,8 +524,14 @@ class PostgresStore:
         address = _clean(address)
         deleted = dict.fromkeys(ADDRESS_TABLES, 0)
         suppressed: list[str] = []
+        fingerprint = key_fingerprint(hash_for)
         with self._connection("erase a contact") as conn:
             with conn.transaction():
+                conn.execute("INSERT INTO erasure_key (id, fingerprint) VALUES (1, %s) ON CONFLICT DO NOTHING",
+                             (fingerprint,))
+                row = conn.execute("SELECT fingerprint FROM erasure_key").fetchone()
+                if row is None or row["fingerprint"] != fingerprint:
+                    raise ErasureKeyMismatch("erased contacts here were hashed with another key")
                 # Same lock as recording (unsub_append_event): no event for this address
                 # slips in between reading its channels and deleting them.
                 channels = sorted({row["ch"] for table in ADDRESS_TABLES for row in conn.execute(CHANNELS_OF[table])})
@@ -547,6 +556,11 @@ class PostgresStore:
                     for table in ADDRESS_TABLES:  # subscriptions first: they refer to events
                         deleted[table] += conn.execute(DELETE_ADDRESS[table], (channel, address)).rowcount
         return Erasure(address, suppressed, deleted)
+
+    def erasure_key_fingerprint(self) -> str | None:
+        with self._connection("read erasure key") as conn:
+            row = conn.execute("SELECT fingerprint FROM erasure_key WHERE id = 1").fetchone()
+        return row["fingerprint"] if row else None
 
     def _channels(self, conn: psycopg.Connection[DictRow], table: str) -> list[str]:
         return [row["ch"] for row in conn.execute(CHANNELS_OF[table])]
@@ -607,7 +621,7 @@ class PostgresStore:
     def import_rows(self, table: str, rows: list[dict]) -> int:
         columns, _, _ = COPY_TABLES[table]
         # Identity ids are kept as they were (OVERRIDING: the copy is of the same rows).
-        overriding = "OVERRIDING SYSTEM VALUE " if "id" in columns else ""
+        overriding = "OVERRIDING SYSTEM VALUE " if table in IDENTITY_TABLES else ""
         sql = (f"INSERT INTO {table} ({', '.join(columns)}) {overriding}VALUES ({', '.join('%s' for _ in columns)}) "
                "ON CONFLICT DO NOTHING")
         added = 0
@@ -615,7 +629,7 @@ class PostgresStore:
             with conn.transaction():
                 for row in rows:
                     added += conn.execute(sql, [_clean(row[name]) for name in columns]).rowcount
-                if "id" in columns and added:
+                if table in IDENTITY_TABLES and added:
                     # Later rows get ids after the copied ones.
                     conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                  f"(SELECT max(id) FROM {table}))")

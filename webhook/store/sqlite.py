@@ -48,9 +48,11 @@ from webhook.store import (
     REVIEW_COLUMNS,
     STATS_FEEDBACK_LIMIT,
     VERSION_COLUMNS,
+    ErasureKeyMismatch,
     StoreUnavailable,
     event_from_row,
     feedback_from_row,
+    key_fingerprint,
     migration_files,
     review_from_row,
     version_from_row,
@@ -376,7 +378,11 @@ class SQLiteStore:
         deleted = dict.fromkeys(ADDRESS_TABLES, 0)
         suppressed: list[str] = []
         now = to_text(utcnow())
+        fingerprint = key_fingerprint(hash_for)
         with self._write("erase a contact") as conn:
+            conn.execute("INSERT INTO erasure_key (id, fingerprint) VALUES (1, ?) ON CONFLICT DO NOTHING", (fingerprint,))
+            if conn.execute("SELECT fingerprint FROM erasure_key").fetchone()[0] != fingerprint:
+                raise ErasureKeyMismatch("erased contacts here were hashed with another key")
             channels = sorted({row[0] for table in ADDRESS_TABLES for row in conn.execute(CHANNELS_OF[table])})
             for channel in channels:
                 row = conn.execute(
@@ -398,6 +404,10 @@ class SQLiteStore:
                     deleted[table] += conn.execute(DELETE_ADDRESS[table], (channel, address)).rowcount
             conn.execute("DELETE FROM erasure_in_progress")
         return Erasure(address, suppressed, deleted)
+
+    def erasure_key_fingerprint(self) -> str | None:
+        rows = self._query("SELECT fingerprint FROM erasure_key WHERE id = 1")
+        return rows[0]["fingerprint"] if rows else None
 
     def contact_events(self, address: str) -> list[ConsentEvent]:
         found: list[ConsentEvent] = []

@@ -11,6 +11,7 @@ from markupsafe import Markup
 
 from webhook import consent
 from webhook.domain import utcnow
+from webhook.store import ErasureKeyMismatch
 from webhook.web import services
 from webhook.web.admin import bp
 from webhook.web.api_data import stats_report
@@ -128,7 +129,11 @@ def contact_erase():
     if confirm != normal:
         flash(f"Nothing erased: type the address exactly as shown ({normal}) to confirm.", "error")
         return redirect(url_for("admin.contacts", q=normal))
-    erasure = consent.erase_contact(svc.store, normal, svc.address_hash)
+    try:
+        erasure = consent.erase_contact(svc.store, normal, svc.address_hash)
+    except ErasureKeyMismatch:
+        flash("Nothing erased: this database's erasures were made with another ERASURE_KEY (or SECRET_KEY).", "error")
+        return redirect(url_for("admin.contacts", q=normal))
     kept = ", ".join(erasure.suppressed_channels) or "no channel"
     flash(f"Erased {normal}: {sum(erasure.deleted.values())} records deleted; still suppressed on {kept}.")
     session.modified = True

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 from webhook import consent
 from webhook.analytics import build_report
 from webhook.domain import MESSAGE_STAGES, REVIEW_STATUSES, Feedback, ReviewItem, iso, utcnow
+from webhook.store import ErasureKeyMismatch
 from webhook.web import services
 from webhook.web.api import bp, int_arg, json_body
 from webhook.web.errors import error_response
@@ -201,5 +202,8 @@ def erase_contact(address: str) -> Response:
         erasure = consent.erase_contact(svc.store, address, svc.address_hash, svc.settings.default_region)
     except consent.InvalidAddress as error:
         return error_response(400, "invalid_address", str(error))
+    except ErasureKeyMismatch:
+        return error_response(409, "erasure_key_mismatch", "this database's erasures were made with another "
+                              "ERASURE_KEY (or SECRET_KEY): nothing was erased; restart with the key they used")
     return jsonify({"address": erasure.address, "suppressed_channels": erasure.suppressed_channels,
                     "deleted": erasure.deleted})
