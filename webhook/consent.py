@@ -186,13 +186,13 @@ def _keep_ordinary(msg: InboundMessage, channel: Channel, store: Store) -> str |
     if not text:
         return None
     current = store.subscription(channel.name, msg.address)
-    if (
-        current is not None and current.status == "unsubscribed" and current.updated_at is not None
-        and msg.received_at - FEEDBACK_WINDOW <= current.updated_at <= msg.received_at
-    ):
-        item = Feedback(channel.name, msg.address, "after_opt_out", text, msg.received_at, msg.message_id)
-        if store.add_feedback_after_opt_out(item, FEEDBACK_WINDOW):
-            return "feedback"
+    if current is not None and current.status == "unsubscribed":
+        # Already out on this channel: nothing to review; soon after the opt-out, a reason.
+        if current.updated_at is not None and msg.received_at - FEEDBACK_WINDOW <= current.updated_at <= msg.received_at:
+            item = Feedback(channel.name, msg.address, "after_opt_out", text, msg.received_at, msg.message_id)
+            if store.add_feedback_after_opt_out(item, FEEDBACK_WINDOW):
+                return "feedback"
+        return None
     if mentions_opt_out(text, channel.index):
         store.add_review_item(ReviewItem(channel.name, msg.address, text, msg.received_at, msg.message_id))
         return "review"

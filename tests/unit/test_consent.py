@@ -237,3 +237,12 @@ def test_contact_csv_keeps_contacts_words_from_running_as_formulas():
     assert lines[0].startswith("address,channel,action")
     assert lines[1].startswith(f"{ALICE},sms,opt_out")  # the address itself stays as it is
     assert "'=HYPERLINK" in lines[1] and "'+cmd" in lines[1]
+
+
+def test_an_unsubscribed_contact_is_never_queued_for_review(store):
+    consent.handle_inbound(inbound("STOP", sid="SMf1"), CONFIG, store)
+    first = consent.handle_inbound(inbound("cancel everything", sid="SMf2"), CONFIG, store)
+    retried = consent.handle_inbound(inbound("cancel everything", sid="SMf2"), CONFIG, store)  # Twilio retries
+    later = consent.handle_inbound(inbound("quit it", sid="SMf3"), CONFIG, store)
+    assert (first.kept, retried.kept, later.kept) == ("feedback", None, None)
+    assert store.reviews == [] and len(store.feedback) == 1
