@@ -495,7 +495,10 @@ def decide_review(config: KeywordConfig, store: Store, item_id: int, decision: s
             reason=safe_text(f"{actor}: confirmed from the review queue", 500),
         ))
     if not store.decide_review_item(item_id, "confirmed" if decision == "confirm" else "dismissed", actor):
-        raise NotOpen(f"review item {item_id} was decided meanwhile")
+        other = store.review_item(item_id)
+        by = f" by {other.decided_by}" if other and other.decided_by else ""
+        kept = "; the opt-out is recorded all the same (change the status by hand to undo it)" if decision == "confirm" else ""
+        raise NotOpen(f"review item {item_id} was {other.status if other else 'decided'}{by} meanwhile{kept}")
     decided = store.review_item(item_id)
     assert decided is not None
     return decided
