@@ -284,6 +284,13 @@ def audience_channel(config: KeywordConfig, channel_name: str, category: str) ->
     return channel
 
 
+def erased(store: Store, channel: str, address: str, hash_for: AddressHash) -> bool:
+    """True for an address erased on the channel (kept only as a hash) that has not come back since."""
+    if not store.has_erasures(channel) or store.subscription(channel, address) is not None:
+        return False
+    return bool(store.erased_among(channel, [hash_for(channel, address)]))
+
+
 def suppressed_among(store: Store, channel: str, addresses: Sequence[str], hash_for: AddressHash) -> set[str]:
     """Which of these normalised addresses must not get a campaign on the channel.
 

@@ -126,6 +126,8 @@ def test_erasure_keeps_only_a_suppression_hash(twilio, client, admin_headers, st
     assert erased.json["suppressed_channels"] == ["sms"]
     assert erased.json["deleted"]["consent_events"] == 2 and erased.json["deleted"]["campaign_messages"] == 1
 
+    late = {**params, "MessageStatus": "read"}  # a late callback for the message sent before
+    assert twilio.post("/webhooks/twilio/status?campaign=spring", late).status_code == 204
     assert _rows_mentioning(store, ALICE) == []
     assert _rows_mentioning(store, "who gave you my number") == []
     assert _rows_mentioning(store, BOB) != []

@@ -162,6 +162,7 @@ def status() -> Response:
             svc.config, campaign, message_id=callback.message_id, status=callback.status, recipient=callback.recipient,
             sender=callback.sender, messaging_service_sid=callback.messaging_service_sid, whatsapp=callback.is_whatsapp,
         )
-        if message is not None:
+        # A late callback for a message sent before an erasure must not bring the address back.
+        if message is not None and not consent.erased(svc.store, message.channel, message.address, svc.address_hash):
             svc.store.record_campaign_messages([message])
     return Response(status=204)
