@@ -18,6 +18,13 @@ from webhook.web.api_data import stats_report
 from webhook.web.charts import daily_bars, horizontal_bars
 
 PERIODS = (7, 30, 90)
+# How an opt-out came, in an admin's words (stats' "kind": match kind or source).
+KIND_LABELS = {
+    "keyword": "keyword alone (STOP)", "first_word": "keyword first (STOP please)", "phrase": "phrase (please stop)",
+    "emoji": "stop sign emoji", "provider": "Twilio's own opt-out", "carrier": "carrier block (21610)",
+    "admin": "admin", "import": "imported list", "one_click": "e-mail one-click", "page": "e-mail page",
+    "inbound_mail": "e-mail reply",
+}
 REVIEW_PAGE = 50
 
 
@@ -44,7 +51,8 @@ def _charts(report: dict, since: date, until: date) -> dict[str, Markup]:
                 [(f"{c['campaign']} · {c['channel']}", c["opt_out_rate"]) for c in rated],
                 title="Opt-out rate per campaign, worst first", value_format="{:.1%}",
             ),
-            "kinds": horizontal_bars([(k["kind"], k["opt_outs"]) for k in report["kinds"]], title="Opt-outs by how they came"),
+            "kinds": horizontal_bars([(KIND_LABELS.get(k["kind"], k["kind"]), k["opt_outs"]) for k in report["kinds"]],
+                                     title="Opt-outs by how they came"),
             "reasons": horizontal_bars(
                 [(c["label"], c["count"]) for c in report["reasons"]["categories"]], title="Why people left"
             ),
