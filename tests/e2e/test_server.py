@@ -195,3 +195,26 @@ def test_a_burst_that_waited_in_the_backlog_is_shed_not_answered_late(tmp_path):
         assert store.subscription("sms", "+14155559999").status == "unsubscribed"
     finally:
         store.close()
+
+
+def test_the_procfile_access_log_masks_addresses(tmp_path):
+    from pathlib import Path
+
+    from tests.conftest import ADMIN_TOKEN
+
+    procfile = (Path(__file__).parents[2] / "Procfile").read_text(encoding="utf-8")
+    assert "--logger-class webhook.access_log.MaskingLogger" in procfile
+    log = tmp_path / "access.log"
+    server = gunicorn(f"sqlite:///{tmp_path / 'log.db'}", tmp_path, workers=1,
+                      extra=["--access-logfile", str(log), "--logger-class", "webhook.access_log.MaskingLogger"])
+    try:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        assert requests.get(f"{server.base}/api/v1/subscriptions/sms/+14155550123", headers=headers).status_code == 200
+        assert requests.delete(f"{server.base}/api/v1/contacts/bob@example.com", headers=headers).status_code == 200
+        server.send("STOP", "+14155550124")
+    finally:
+        server.stop()
+    text = log.read_text()
+    assert "/api/v1/subscriptions/sms/+1415***0123" in text and "/api/v1/contacts/b***@example.com" in text
+    assert "4155550123" not in text and "bob@" not in text
+    assert "POST /webhooks/twilio" in text
