@@ -40,9 +40,6 @@ class FakeStore:
         found = [e for e in self.events if (e.channel, e.address) == (channel, address)]
         return sorted(found, key=lambda e: (e.occurred_at, e.id or 0))[-limit:]
 
-    def unsubscribed_among(self, channel: str, addresses: Iterable[str]) -> set[str]:
-        return {a for a in addresses if (s := self.current.get((channel, a))) and s.status == "unsubscribed"}
-
     def statuses_among(self, channel: str, addresses: Iterable[str]) -> dict[str, str]:
         return {a: s.status for a in addresses if (s := self.current.get((channel, a)))}
 

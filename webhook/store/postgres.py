@@ -359,20 +359,20 @@ class PostgresStore:
             ).fetchall()
         return [row_to_event(row) for row in rows][::-1]
 
-    def unsubscribed_among(self, channel: str, addresses: Iterable[str]) -> set[str]:
-        wanted = list(dict.fromkeys(_clean(a) for a in addresses))
-        found: set[str] = set()
+    def _among(self, doing: str, sql: str, channel: str, values: Iterable[str]) -> list[DictRow]:
+        """Rows of ``sql`` for these values, CHUNK at a time, on one connection. ``sql`` binds
+        the channel, then the values as one text array."""
+        wanted = list(dict.fromkeys(_clean(v) for v in values))
+        found: list[DictRow] = []
         if not wanted:
             return found
-        with self._connection("read subscriptions") as conn:
+        with self._connection(doing) as conn:
             for start in range(0, len(wanted), CHUNK):
-                rows = conn.execute(
-                    "SELECT address FROM subscriptions WHERE channel = %s AND status = 'unsubscribed' "
-                    "AND address = ANY(%s::text[])",
-                    (_clean(channel), wanted[start:start + CHUNK]),
-                )
-                found.update(row["address"] for row in rows)
+                found.extend(conn.execute(sql, (_clean(channel), wanted[start:start + CHUNK])).fetchall())
         return found
+
+    def unsubscribed_among(self, channel: str, addresses: Iterable[str]) -> set[str]:
+        return {address for address, status in self.statuses_among(channel, addresses).items() if status == "unsubscribed"}
 
     def iter_events(self, batch: int = 1000) -> Iterator[list[ConsentEvent]]:
         """Every event in the order it was recorded, in batches (for copies and exports)."""
@@ -486,18 +486,12 @@ class PostgresStore:
         return added
 
     def statuses_among(self, channel: str, addresses: Iterable[str]) -> dict[str, str]:
-        wanted = [_clean(a) for a in addresses]
-        found: dict[str, str] = {}
-        if not wanted:
-            return found
-        with self._connection("read subscriptions") as conn:
-            for start in range(0, len(wanted), CHUNK):
-                rows = conn.execute(
-                    "SELECT address, status FROM subscriptions WHERE channel = %s AND address = ANY(%s::text[])",
-                    (_clean(channel), wanted[start:start + CHUNK]),
-                )
-                found.update((row["address"], row["status"]) for row in rows)
-        return found
+        rows = self._among(
+            "read subscriptions",
+            "SELECT address, status FROM subscriptions WHERE channel = %s AND address = ANY(%s::text[])",
+            channel, addresses,
+        )
+        return {row["address"]: row["status"] for row in rows}
 
     def has_erasures(self, channel: str) -> bool:
         with self._connection("read erasures") as conn:
@@ -506,19 +500,12 @@ class PostgresStore:
             ).fetchone() is not None
 
     def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
-        wanted = [_clean(h) for h in hashes]
-        found: dict[str, datetime] = {}
-        if not wanted:
-            return found
-        with self._connection("read erasures") as conn:
-            for start in range(0, len(wanted), CHUNK):
-                rows = conn.execute(
-                    "SELECT address_hash, erased_at FROM erased_addresses WHERE channel = %s "
-                    "AND address_hash = ANY(%s::text[])",
-                    (_clean(channel), wanted[start:start + CHUNK]),
-                )
-                found.update((row["address_hash"], _utc(row["erased_at"])) for row in rows)
-        return found
+        rows = self._among(
+            "read erasures",
+            "SELECT address_hash, erased_at FROM erased_addresses WHERE channel = %s AND address_hash = ANY(%s::text[])",
+            channel, hashes,
+        )
+        return {row["address_hash"]: _utc(row["erased_at"]) for row in rows}
 
     def erase(self, address: str, hash_for: Callable[[str, str], str]) -> Erasure:
         address = _clean(address)

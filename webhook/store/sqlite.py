@@ -247,19 +247,15 @@ class SQLiteStore:
         )
         return [row_to_event(row) for row in rows][::-1]
 
-    def unsubscribed_among(self, channel: str, addresses: Iterable[str]) -> set[str]:
-        wanted = list(dict.fromkeys(addresses))
-        found: set[str] = set()
+    def _among(self, sql: str, channel: str, values: Iterable[str]) -> Iterator[dict]:
+        """Rows of ``sql`` for these values, CHUNK at a time. ``sql`` binds the channel, then
+        the values as one JSON list (never a placeholder list built from strings)."""
+        wanted = list(dict.fromkeys(values))
         for start in range(0, len(wanted), CHUNK):
-            chunk = wanted[start:start + CHUNK]
-            # One bound JSON parameter instead of a placeholder list built from strings.
-            rows = self._query(
-                "SELECT address FROM subscriptions WHERE channel = ? AND status = 'unsubscribed' "
-                "AND address IN (SELECT value FROM json_each(?))",
-                (channel, _json_list(chunk)),
-            )
-            found.update(row["address"] for row in rows)
-        return found
+            yield from self._query(sql, (channel, _json_list(wanted[start:start + CHUNK])))
+
+    def unsubscribed_among(self, channel: str, addresses: Iterable[str]) -> set[str]:
+        return {address for address, status in self.statuses_among(channel, addresses).items() if status == "unsubscribed"}
 
     def event_count(self, since: datetime | None = None) -> int:
         if since is None:
@@ -348,31 +344,22 @@ class SQLiteStore:
         return added
 
     def statuses_among(self, channel: str, addresses: Iterable[str]) -> dict[str, str]:
-        wanted = list(addresses)
-        found: dict[str, str] = {}
-        for start in range(0, len(wanted), CHUNK):
-            rows = self._query(
-                "SELECT address, status FROM subscriptions WHERE channel = ? "
-                "AND address IN (SELECT value FROM json_each(?))",
-                (channel, _json_list(wanted[start:start + CHUNK])),
-            )
-            found.update((row["address"], row["status"]) for row in rows)
-        return found
+        rows = self._among(
+            "SELECT address, status FROM subscriptions WHERE channel = ? AND address IN (SELECT value FROM json_each(?))",
+            channel, addresses,
+        )
+        return {row["address"]: row["status"] for row in rows}
 
     def has_erasures(self, channel: str) -> bool:
         return bool(self._query("SELECT 1 AS x FROM erased_addresses WHERE channel = ? LIMIT 1", (channel,)))
 
     def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
-        wanted = list(hashes)
-        found: dict[str, datetime] = {}
-        for start in range(0, len(wanted), CHUNK):
-            rows = self._query(
-                "SELECT address_hash, erased_at FROM erased_addresses WHERE channel = ? "
-                "AND address_hash IN (SELECT value FROM json_each(?))",
-                (channel, _json_list(wanted[start:start + CHUNK])),
-            )
-            found.update((row["address_hash"], from_text(row["erased_at"])) for row in rows)
-        return found
+        rows = self._among(
+            "SELECT address_hash, erased_at FROM erased_addresses WHERE channel = ? "
+            "AND address_hash IN (SELECT value FROM json_each(?))",
+            channel, hashes,
+        )
+        return {row["address_hash"]: from_text(row["erased_at"]) for row in rows}
 
     def erase(self, address: str, hash_for: Callable[[str, str], str]) -> Erasure:
         deleted = dict.fromkeys(ADDRESS_TABLES, 0)
