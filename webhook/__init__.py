@@ -18,7 +18,7 @@ from webhook.consent import AddressHash, address_hasher
 from webhook.keywords import KeywordConfig, KeywordConfigError, load_file
 from webhook.providers.twilio import SignatureChecker
 from webhook.settings import Settings, SettingsError, from_env
-from webhook.store import Store, StoreUnavailable, key_fingerprint, open_store
+from webhook.store import Store, StoreUnavailable, erasure_key_matches, open_store
 
 __version__ = "0.1.0"
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -78,13 +78,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     try:
         store.migrate()
         keywords = KeywordConfigs.start(store, settings.keywords_file, file_config)
-        recorded = store.erasure_key_fingerprint()
+        key_fits = erasure_key_matches(store, address_hash)
     except StoreUnavailable as error:
         raise SettingsError(f"DATABASE_URL cannot be used: {error}") from None
     finally:
         # Workers forked after this open their own connections.
         store.close()
-    if recorded is not None and recorded != key_fingerprint(address_hash):
+    if not key_fits:
         # Started with another key, erased contacts would not be recognised: sendable again.
         raise SettingsError(
             "ERASURE_KEY (or SECRET_KEY, without it) is not the key this database's erased contacts were "

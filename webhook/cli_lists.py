@@ -21,11 +21,12 @@ from webhook import consent
 from webhook.addresses import normalise_address
 from webhook.analytics import build_report
 from webhook.cli import CONTEXT, _fail, _keywords_path, main
+from webhook.configuration import config_of
 from webhook.contact_files import ContactFileError, Layout, open_rows, parse_when
 from webhook.domain import ConsentEvent, iso, utcnow
-from webhook.keywords import Channel, KeywordConfig, KeywordConfigError, load_file, parse_document
+from webhook.keywords import Channel, KeywordConfig, KeywordConfigError, load_file
 from webhook.settings import SettingsError, check_database_url, check_window, load_local_secrets
-from webhook.store import Store, StoreUnavailable, key_fingerprint, open_store
+from webhook.store import Store, StoreUnavailable, erasure_key_matches, open_store
 
 CHUNK = 5000  # rows looked up in the database at once
 IMPORT_BATCH = 1000  # events per transaction
@@ -39,10 +40,7 @@ def _database() -> Iterator[tuple[Store, KeywordConfig]]:
         store = open_store(check_database_url(os.environ.get("DATABASE_URL") or "sqlite:///unsub.db"))
         store.migrate()
         latest = store.latest_keyword_version()
-        if latest is not None:
-            config = parse_document(json.loads(latest.document), f"keyword version {latest.number}", str(latest.number))
-        else:
-            config = load_file(_keywords_path(os.environ.get("KEYWORDS_FILE")))
+        config = config_of(latest) if latest is not None else load_file(_keywords_path(os.environ.get("KEYWORDS_FILE")))
     except (SettingsError, StoreUnavailable, KeywordConfigError) as error:
         _fail(str(error))
     try:
@@ -81,8 +79,7 @@ class LazyHasher:
                 _fail("erased contacts are kept as a keyed hash: set ERASURE_KEY or SECRET_KEY to the value "
                       "the service runs with")
             hash_for = consent.address_hasher(secret)
-            recorded = self.store.erasure_key_fingerprint()
-            if recorded is not None and recorded != key_fingerprint(hash_for):
+            if not erasure_key_matches(self.store, hash_for):
                 _fail("ERASURE_KEY (or SECRET_KEY) is not the key this database's erased contacts were hashed "
                       "with; set it to the value the service runs with")
             self._hash = hash_for

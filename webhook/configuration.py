@@ -28,7 +28,7 @@ def _diff(old: str, new: str, old_name: str, new_name: str) -> str:
     return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), old_name, new_name))
 
 
-def _config_of(version: KeywordVersion) -> KeywordConfig:
+def config_of(version: KeywordVersion) -> KeywordConfig:
     return parse_document(json.loads(version.document), f"keyword version {version.number}", str(version.number))
 
 
@@ -38,7 +38,7 @@ class KeywordConfigs:
     def __init__(self, store: Store, version: KeywordVersion, config: KeywordConfig | None = None) -> None:
         """``config``: the version already parsed, when the caller has it (saves a parse)."""
         self.store = store
-        self._state = (version, config or _config_of(version))  # swapped as one value
+        self._state = (version, config or config_of(version))  # swapped as one value
         self._lock = threading.Lock()
         self._poller_pid: int | None = None
 
@@ -100,7 +100,7 @@ class KeywordConfigs:
 
     def _use(self, version: KeywordVersion) -> None:
         if version.number != self.version.number:
-            self._state = (version, _config_of(version))
+            self._state = (version, config_of(version))
 
     def save(self, document: dict[str, Any] | None, *, yaml_text: str | None = None, source: str, author: str | None, note: str | None = None) -> tuple[KeywordVersion, bool]:
         """Validate and save a new version (a document, or YAML text). Returns it and whether

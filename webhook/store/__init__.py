@@ -40,6 +40,13 @@ def key_fingerprint(hash_for: Callable[[str, str], str]) -> str:
     return hash_for(*FINGERPRINT_PAIR)
 
 
+def erasure_key_matches(store: "Store", hash_for: Callable[[str, str], str]) -> bool:
+    """False when this database's erased addresses were hashed with another key (before any
+    erasure every key fits): such a service would not recognise them, so it must not run."""
+    recorded = store.erasure_key_fingerprint()
+    return recorded is None or recorded == key_fingerprint(hash_for)
+
+
 class Store(Protocol):
     kind: str
 
