@@ -52,10 +52,10 @@ def _database() -> Iterator[tuple[Store, KeywordConfig]]:
 
 
 def _channel(config: KeywordConfig, name: str) -> Channel:
-    channel = config.channel(name)
-    if channel is None:
-        _fail(f"unknown channel {name!r}; channels: {', '.join(sorted(config.channels))}")
-    return channel
+    try:
+        return consent.named_channel(config, name)
+    except consent.UnknownChannel as error:
+        _fail(str(error))
 
 
 class LazyHasher:

@@ -227,11 +227,17 @@ def record_carrier_opt_out(
     )
 
 
-def resolve(config: KeywordConfig, channel_name: str, raw_address: str, region: str | None = None) -> tuple[Channel, str]:
-    """The named channel and the normalised address, or UnknownChannel / InvalidAddress."""
+def named_channel(config: KeywordConfig, channel_name: str) -> Channel:
+    """The channel of that name, or UnknownChannel naming the ones there are."""
     channel = config.channel(channel_name)
     if channel is None:
         raise UnknownChannel(f"unknown channel {channel_name!r}; channels: {', '.join(sorted(config.channels))}")
+    return channel
+
+
+def resolve(config: KeywordConfig, channel_name: str, raw_address: str, region: str | None = None) -> tuple[Channel, str]:
+    """The named channel and the normalised address, or UnknownChannel / InvalidAddress."""
+    channel = named_channel(config, channel_name)
     address = normalise_address(channel.type, raw_address, region)
     if address is None:
         kind = "an e-mail address" if channel.type == "email" else "a phone number in international format (+14155550123)"
@@ -276,9 +282,7 @@ class Audience:
 
 def audience_channel(config: KeywordConfig, channel_name: str, category: str) -> Channel:
     """The channel an audience is for, or UnknownChannel / ValueError for a bad category."""
-    channel = config.channel(channel_name)
-    if channel is None:
-        raise UnknownChannel(f"unknown channel {channel_name!r}; channels: {', '.join(sorted(config.channels))}")
+    channel = named_channel(config, channel_name)
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}; use one of {', '.join(CATEGORIES)}")
     return channel
@@ -461,9 +465,7 @@ def record_sends(
     the same send twice records it once.
     """
     check_campaign_id(campaign)
-    channel = config.channel(channel_name)
-    if channel is None:
-        raise UnknownChannel(f"unknown channel {channel_name!r}; channels: {', '.join(sorted(config.channels))}")
+    channel = named_channel(config, channel_name)
     messages: list[CampaignMessage] = []
     invalid: list[str] = []
     now = utcnow()
