@@ -289,7 +289,7 @@ def suppressions_import(source: str, channel: str, column: str | None, region: s
         for chunk in _chunks(rows, IMPORT_BATCH):
             events = [e for e in (_import_event(row, layout, target, region, default_at, name, config) for row in chunk) if e]
             counts["invalid"] += len(chunk) - len(events)
-            added = store.import_events(events)
+            added = consent.import_opt_outs(store, events)
             counts["added"] += added
             counts["repeated"] += len(events) - added
             progress.update()
@@ -312,15 +312,7 @@ def _import_event(row: list[str], layout: Layout, channel: Channel, region: str 
         # An unreadable date must not become "now" (it could override a newer opt-in), and a
         # future one would outrank every later opt-in: the row is reported, not imported.
         return None
-    reason = _cell(row, layout.reason_index)
-    return ConsentEvent(
-        channel=channel.name, address=address, action="opt_out", source="import", occurred_at=when or default_at,
-        match_kind="import",
-        # The same row imported again has the same id: nothing new is recorded.
-        message_id=f"import:{channel.name}:{address}:{iso(when) if when else 'undated'}",
-        config_version=config.version,
-        reason=consent.safe_text(f"{name}: {reason}" if reason else name, 500),
-    )
+    return consent.import_event(channel, address, when, default_at, name, _cell(row, layout.reason_index), config)
 
 
 @suppressions.command("export", context_settings=CONTEXT)
@@ -392,8 +384,8 @@ def campaign_sends(source: str, campaign_id: str, channel: str, column: str | No
         for chunk in _chunks(rows, IMPORT_BATCH):
             sends = [consent.Send(_cell(row, layout.address_index), at=parse_when(_cell(row, layout.date_index)) or default_at)
                      for row in chunk]
-            new, bad = consent.record_sends(config, store, campaign_id, target.name, sends, region)
-            added, invalid, rows_seen = added + new, invalid + len(bad), rows_seen + len(chunk)
+            result = consent.record_sends(config, store, campaign_id, target.name, sends, region)
+            added, invalid, rows_seen = added + result.added, invalid + len(result.invalid), rows_seen + len(chunk)
     click.echo(f"{rows_seen} rows: {added} sends recorded, {rows_seen - added - invalid} already there, {invalid} invalid",
                err=True)
 

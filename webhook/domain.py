@@ -12,6 +12,20 @@ STATUS_OF_ACTION: dict[str, Status] = {"opt_out": "unsubscribed", "opt_in": "sub
 ACTION_OF_STATUS: dict[str, Action] = {"unsubscribed": "opt_out", "subscribed": "opt_in"}
 # Where a consent event came from.
 SOURCES = ("keyword", "carrier", "admin", "import", "one_click", "page", "inbound_mail")
+# Namespaces of the ids that make a change idempotent (``dedupe_key``). Each is chosen by
+# the code path that records, never by the input, so the same text sent as a Twilio
+# MessageSid and as a mail's Message-Id can never collide, and no provider can forge an
+# id of one of the service's own changes (a review confirmation, an import row).
+ID_NAMESPACES = ("twilio", "twilio-status", "mail", "review", "import")
+
+
+def dedupe_key(namespace: str, provider_id: str | None) -> str | None:
+    """The internal idempotency key of a provider's id: ``namespace:id`` (None without an id)."""
+    if provider_id is None:
+        return None
+    if namespace not in ID_NAMESPACES:
+        raise ValueError(f"unknown id namespace {namespace!r}")
+    return f"{namespace}:{provider_id}"
 
 
 def utcnow() -> datetime:
@@ -30,13 +44,21 @@ class InboundMessage:
     channel_type: str  # sms | whatsapp
     address: str  # E.164, without the whatsapp: prefix
     body: str
-    message_id: str
+    message_id: str  # the provider's id, as sent
     to: str | None = None
     messaging_service_sid: str | None = None
     button_payload: str | None = None
     # The provider already handled this as an opt-out/opt-in/help (Twilio OptOutType).
     provider_intent: str | None = None
     received_at: datetime = field(default_factory=utcnow)
+    # The namespace of ``message_id`` (see ID_NAMESPACES): which provider sent it.
+    id_namespace: str = "twilio"
+
+    @property
+    def dedupe_key(self) -> str:
+        key = dedupe_key(self.id_namespace, self.message_id)
+        assert key is not None
+        return key
 
 
 @dataclass(frozen=True)
@@ -46,7 +68,7 @@ class InboundMail:
     sender: str  # normalised e-mail address
     subject: str  # without Re:/Fwd: prefixes
     first_line: str  # first non-empty line of the plain-text body
-    message_id: str | None
+    message_id: str | None  # the mail's Message-Id, as sent
 
 
 @dataclass(frozen=True)
@@ -62,11 +84,14 @@ class ConsentEvent:
     language: str | None = None
     match_kind: str | None = None
     raw_text: str | None = None
-    message_id: str | None = None
+    message_id: str | None = None  # the provider's id as it was sent (shown in the API and exports)
     config_version: str | None = None
     reason: str | None = None
     id: int | None = None
     recorded_at: datetime | None = None
+    # Internal idempotency key (``dedupe_key(namespace, id)``): a second event with the
+    # same key records nothing. None: never a duplicate (admin changes, pages).
+    dedupe_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,10 +104,19 @@ class Subscription:
 
 @dataclass(frozen=True)
 class Recorded:
-    """What recording an event did: ``created`` is False for a repeated message id."""
+    """What recording an event did.
+
+    ``created`` is False when nothing was recorded; ``skipped`` then says why: ``duplicate``
+    (an event with the same dedupe key exists) or ``unchanged`` (the address already had
+    that status, for a change that asked to be recorded only if it changes something).
+    ``status`` is the status after it, ``previous`` the one before (``unknown``: none).
+    """
 
     created: bool
     status: Status
+    previous: Status = "unknown"
+    skipped: str | None = None
+    event_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +202,7 @@ class Feedback:
     received_at: datetime
     message_id: str | None = None
     id: int | None = None
+    dedupe_key: str | None = None
 
 
 REVIEW_STATUSES = ("open", "confirmed", "dismissed")
@@ -186,6 +221,11 @@ class ReviewItem:
     status: str = "open"
     decided_by: str | None = None
     decided_at: datetime | None = None
+    dedupe_key: str | None = None
+    # The keyword version in force when the message arrived (a confirmation records it).
+    config_version: str | None = None
+    # Why it was queued, in an admin's words ("mentions the opt-out keyword CANCEL").
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

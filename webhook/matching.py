@@ -152,9 +152,18 @@ def match(text: str, index: ChannelIndex) -> Match | None:
     return _find_phrase(tokens, index)
 
 
-def mentions_opt_out(text: str, index: ChannelIndex) -> bool:
-    """True when a message that did not match still contains an opt-out keyword as a word.
+def review_reason(text: str, index: ChannelIndex) -> str | None:
+    """Why a message that did not match should be reviewed by an admin, or None.
 
-    Such messages ("Cancel my order, it's late") are candidates for an admin's review.
+    A message that still contains an opt-out keyword as a word ("Cancel my order, it's
+    late") is a candidate: the reason names the keyword, in the words an admin reads.
     """
-    return any(token in index.mentions for token in normalise(text).split())
+    for token in normalise(text).split():
+        if token in index.mentions:
+            return f"mentions the opt-out keyword {index.whole[token].keyword}"
+    return None
+
+
+def mentions_opt_out(text: str, index: ChannelIndex) -> bool:
+    """True when a message that did not match still contains an opt-out keyword as a word."""
+    return review_reason(text, index) is not None

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from webhook.domain import ConsentEvent, utcnow
+from webhook.domain import ConsentEvent, dedupe_key, utcnow
 from webhook.store import StoreUnavailable, open_store
 
 ALICE = "+14155550123"
@@ -22,7 +22,8 @@ def store(database_url):
 
 
 def event(action="opt_out", *, sid=None, at=None, channel="sms", address=ALICE, **extra) -> ConsentEvent:
-    return ConsentEvent(channel=channel, address=address, action=action, source="keyword", occurred_at=at or utcnow(), message_id=sid, **extra)
+    return ConsentEvent(channel=channel, address=address, action=action, source="keyword", occurred_at=at or utcnow(), message_id=sid,
+                        dedupe_key=dedupe_key("twilio", sid), **extra)
 
 
 def test_migrations_are_idempotent(store):

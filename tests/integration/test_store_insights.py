@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from webhook.domain import CampaignMessage, ConsentEvent, Feedback, RawStats, ReviewItem, utcnow
+from webhook.domain import CampaignMessage, ConsentEvent, Feedback, RawStats, ReviewItem, dedupe_key, utcnow
 from webhook.store import ADDRESS_TABLES, open_store
 
 ALICE = "+14155550123"
@@ -41,7 +41,8 @@ def number(i: int) -> str:
 
 
 def event(action="opt_out", *, at, channel="sms", address=ALICE, source="keyword", sid=None, **extra) -> ConsentEvent:
-    return ConsentEvent(channel=channel, address=address, action=action, source=source, occurred_at=at, message_id=sid, **extra)
+    return ConsentEvent(channel=channel, address=address, action=action, source=source, occurred_at=at, message_id=sid,
+                        dedupe_key=dedupe_key("twilio", sid), **extra)
 
 
 def sent(message_id: str, status: str, at: datetime, *, campaign="spring", channel="sms", address=ALICE) -> CampaignMessage:
@@ -352,16 +353,16 @@ def give_reason(store, item: Feedback) -> bool:
 
 def test_feedback_and_open_review_items_in_the_statistics(store):
     items = [
-        Feedback("sms", ALICE, "with_opt_out", "too many", T0, "F1"),
-        Feedback("sms", BOB, "after_opt_out", "never signed up", T0 + H, "F2"),
-        Feedback("whatsapp", CAROL, "with_opt_out", "wrong number", T0 + 2 * H, "F3"),
-        Feedback("email", ALICE, "page", "old news", SINCE - H, "F4"),  # before the period
-        Feedback("email", BOB, "page", "later", UNTIL, "F5"),  # the period's end is excluded
+        Feedback("sms", ALICE, "with_opt_out", "too many", T0, "F1", dedupe_key="twilio:F1"),
+        Feedback("sms", BOB, "after_opt_out", "never signed up", T0 + H, "F2", dedupe_key="twilio:F2"),
+        Feedback("whatsapp", CAROL, "with_opt_out", "wrong number", T0 + 2 * H, "F3", dedupe_key="twilio:F3"),
+        Feedback("email", ALICE, "page", "old news", SINCE - H, "F4", dedupe_key="twilio:F4"),  # before the period
+        Feedback("email", BOB, "page", "later", UNTIL, "F5", dedupe_key="twilio:F5"),  # the period's end is excluded
     ]
     for item in items:
         assert give_reason(store, item)
     for i, channel in enumerate(["sms", "sms", "whatsapp"]):
-        store.add_review_item(ReviewItem(channel, number(i), "cancel my order", T0, f"R{i}"))
+        store.add_review_item(ReviewItem(channel, number(i), "cancel my order", T0, f"R{i}", dedupe_key=f"twilio:R{i}"))
     first = store.review_items("open")[0][0]
     assert store.decide_review_item(first.id, "dismissed", "ops")
 
@@ -379,7 +380,7 @@ def test_feedback_and_open_review_items_in_the_statistics(store):
 
 def test_statistics_keep_the_latest_200_reasons_and_count_all(store):
     for i in range(203):
-        assert give_reason(store, Feedback("sms", number(i), "with_opt_out", f"reason {i}", T0 + i * timedelta(minutes=1), f"F{i}"))
+        assert give_reason(store, Feedback("sms", number(i), "with_opt_out", f"reason {i}", T0 + i * timedelta(minutes=1), f"F{i}", dedupe_key=f"twilio:F{i}"))
     raw = stats(store)
     assert raw.feedback_total == 203 and len(raw.feedback) == 200
     assert raw.feedback[0].message_id == "F202" and raw.feedback[-1].message_id == "F3"
@@ -466,15 +467,15 @@ def test_erasure_deletes_everything_and_keeps_hashes_only_where_unsubscribed(sto
         sent("CA2", "sent", T0 - H, address=ALICE, channel="whatsapp"),
         sent("CA3", "delivered", T0 - H, address=ALICE, channel="email-only"),  # a channel with no events
     ])
-    assert store.add_feedback(Feedback("sms", ALICE, "with_opt_out", "too many", T0, "AF1"))
-    assert store.add_feedback(Feedback("pigeon-post", ALICE, "page", "meh", T0, "AF2"))
-    assert store.add_review_item(ReviewItem("whatsapp", ALICE, "cancel my order", T0, "AR1"))
+    assert store.add_feedback(Feedback("sms", ALICE, "with_opt_out", "too many", T0, "AF1", dedupe_key="twilio:AF1"))
+    assert store.add_feedback(Feedback("pigeon-post", ALICE, "page", "meh", T0, "AF2", dedupe_key="twilio:AF2"))
+    assert store.add_review_item(ReviewItem("whatsapp", ALICE, "cancel my order", T0, "AR1", dedupe_key="twilio:AR1"))
     # Bob: the same channels, untouched.
     store.record(event(at=T0, address=BOB, sid="B1"))
     store.record(event(at=T0, address=BOB, channel="pigeon-post", sid="B2"))
     store.record_campaign_messages([sent("CB1", "delivered", T0 - H, address=BOB)])
-    assert store.add_feedback(Feedback("sms", BOB, "with_opt_out", "wrong number", T0, "BF1"))
-    assert store.add_review_item(ReviewItem("whatsapp", BOB, "quit it", T0, "BR1"))
+    assert store.add_feedback(Feedback("sms", BOB, "with_opt_out", "wrong number", T0, "BF1", dedupe_key="twilio:BF1"))
+    assert store.add_review_item(ReviewItem("whatsapp", BOB, "quit it", T0, "BR1", dedupe_key="twilio:BR1"))
     assert not store.has_erasures("sms")
     assert store.erased_among("sms", [hashed("sms", ALICE)]) == {}
 
@@ -511,9 +512,10 @@ def test_erasure_deletes_everything_and_keeps_hashes_only_where_unsubscribed(sto
     assert store.erased_among("pigeon-post", [hashed("pigeon-post", ALICE)]).keys() == {hashed("pigeon-post", ALICE)}
     assert store.erased_among("sms", []) == {}
 
-    # Erasing again finds nothing and forgets nothing.
+    # Erasing again finds nothing and forgets nothing, and says what is still true (issue 11
+    # item 11): she is still suppressed where the first erasure left her hash.
     again = store.erase(ALICE, hashed)
-    assert again.suppressed_channels == [] and again.deleted == dict.fromkeys(ADDRESS_TABLES, 0)
+    assert again.suppressed_channels == ["pigeon-post", "sms"] and again.deleted == dict.fromkeys(ADDRESS_TABLES, 0)
     assert store.erased_among("sms", [hashed("sms", ALICE)]) == {hashed("sms", ALICE): erased_at}
     assert store.contact_events(BOB) != []
 
@@ -546,14 +548,14 @@ def test_a_new_event_after_erasure_is_recorded(store):
 
 
 def after_opt_out(at: datetime, sid: str | None, *, text="too many texts", channel="sms", address=ALICE) -> Feedback:
-    return Feedback(channel, address, "after_opt_out", text, at, sid)
+    return Feedback(channel, address, "after_opt_out", text, at, sid, dedupe_key=f"twilio:{sid}")
 
 
 def test_the_first_message_after_an_opt_out_is_kept_as_its_reason(store):
     store.record(event(at=T0, address=ALICE))
     store.record(event(at=T0, address=CAROL))
     store.record(event("opt_in", at=T0 + H, address=CAROL))
-    assert store.add_feedback(Feedback("sms", ALICE, "with_opt_out", "STOP spam", T0, "W1"))  # not an after_opt_out
+    assert store.add_feedback(Feedback("sms", ALICE, "with_opt_out", "STOP spam", T0, "W1", dedupe_key="twilio:W1"))  # not an after_opt_out
 
     keep = store.add_feedback_after_opt_out
     assert not keep(after_opt_out(T0 + H, "X1", channel="whatsapp"), FEEDBACK_WINDOW)  # not out on that channel
@@ -610,10 +612,10 @@ def test_feedback_window_edges(store):
 
 
 def test_feedback_is_idempotent_by_message_id_and_listed_newest_first(store):
-    assert give_reason(store, Feedback("sms", ALICE, "with_opt_out", "too many", T0, "F1"))
-    assert not give_reason(store, Feedback("sms", BOB, "with_opt_out", "other", T0 + H, "F1"))
-    assert give_reason(store, Feedback("email", BOB, "page", "not relevant", T0 + 2 * H, "F2"))
-    assert give_reason(store, Feedback("sms", CAROL, "with_opt_out", "cost", T0 - H, "F3"))
+    assert give_reason(store, Feedback("sms", ALICE, "with_opt_out", "too many", T0, "F1", dedupe_key="twilio:F1"))
+    assert not give_reason(store, Feedback("sms", BOB, "with_opt_out", "other", T0 + H, "F1", dedupe_key="twilio:F1"))
+    assert give_reason(store, Feedback("email", BOB, "page", "not relevant", T0 + 2 * H, "F2", dedupe_key="twilio:F2"))
+    assert give_reason(store, Feedback("sms", CAROL, "with_opt_out", "cost", T0 - H, "F3", dedupe_key="twilio:F3"))
     items, total = store.feedback_items(limit=2)
     assert total == 3 and [f.message_id for f in items] == ["F2", "F1"]
     assert [f.message_id for f in store.feedback_items(limit=2, offset=2)[0]] == ["F3"]
@@ -625,9 +627,9 @@ def test_feedback_is_idempotent_by_message_id_and_listed_newest_first(store):
 
 
 def test_review_items_queue_and_decisions(store):
-    items = [ReviewItem("sms", number(i), f"cancel order {i}", T0 + i * H, f"R{i}") for i in range(4)]
+    items = [ReviewItem("sms", number(i), f"cancel order {i}", T0 + i * H, f"R{i}", dedupe_key=f"twilio:R{i}") for i in range(4)]
     assert [store.add_review_item(item) for item in items] == [True] * 4
-    assert not store.add_review_item(ReviewItem("sms", ALICE, "again", T0, "R1"))
+    assert not store.add_review_item(ReviewItem("sms", ALICE, "again", T0, "R1", dedupe_key="twilio:R1"))
 
     everything, total = store.review_items(None)
     assert total == 4 and [item.message_id for item in everything] == ["R0", "R1", "R2", "R3"]
@@ -653,7 +655,7 @@ def test_review_items_queue_and_decisions(store):
 
 
 def test_a_review_item_is_decided_once_when_deciders_race(store, database_url):
-    store.add_review_item(ReviewItem("sms", ALICE, "cancel", T0, "R1"))
+    store.add_review_item(ReviewItem("sms", ALICE, "cancel", T0, "R1", dedupe_key="twilio:R1"))
     item_id = store.review_items("open")[0][0].id
     results = []
     start = threading.Barrier(6)
@@ -680,7 +682,7 @@ def test_a_review_item_is_decided_once_when_deciders_race(store, database_url):
 
 @pytest.mark.parametrize("item_id", [0, -1, 2**63, 2**63 - 1, 10**30])
 def test_review_ids_out_of_range_are_absent(store, item_id):
-    assert store.add_review_item(ReviewItem("sms", ALICE, "cancel", T0, "R1"))
+    assert store.add_review_item(ReviewItem("sms", ALICE, "cancel", T0, "R1", dedupe_key="twilio:R1"))
     assert store.review_item(item_id) is None
     assert store.decide_review_item(item_id, "confirmed", "ops") is False
     assert store.review_items("open")[1] == 1
@@ -689,7 +691,7 @@ def test_review_ids_out_of_range_are_absent(store, item_id):
 def test_a_reason_for_an_address_erased_meanwhile_is_not_kept(store):
     store.record(event(at=T0, sid="E1"))
     store.erase(ALICE, hashed)
-    assert not store.add_feedback(Feedback("sms", ALICE, "with_opt_out", "STOP you spam me, Alice Smith", T0, "E1"))
+    assert not store.add_feedback(Feedback("sms", ALICE, "with_opt_out", "STOP you spam me, Alice Smith", T0, "E1", dedupe_key="twilio:E1"))
     assert store.feedback_items()[1] == 0
 
 

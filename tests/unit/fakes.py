@@ -22,16 +22,26 @@ class FakeStore:
     def migrate(self) -> list[str]:
         return []
 
-    def record(self, event: ConsentEvent) -> Recorded:
+    def record(self, event: ConsentEvent, *, only_if_changes: bool = False) -> Recorded:
         key = (event.channel, event.address)
-        if event.message_id and any(e.message_id == event.message_id for e in self.events):
-            sub = self.current.get(key)
-            return Recorded(False, sub.status if sub else "unknown")
-        self.events.append(replace(event, id=len(self.events) + 1, recorded_at=utcnow()))
         sub = self.current.get(key)
+        previous = sub.status if sub else "unknown"
+        if only_if_changes and previous == STATUS_OF_ACTION[event.action]:
+            return Recorded(False, previous, previous, "unchanged")
+        if event.dedupe_key and any(e.dedupe_key == event.dedupe_key for e in self.events):
+            return Recorded(False, previous, previous, "duplicate")
+        stored = replace(event, id=len(self.events) + 1, recorded_at=event.recorded_at or utcnow())
+        self.events.append(stored)
         if sub is None or sub.updated_at is None or event.occurred_at >= sub.updated_at:
             self.current[key] = Subscription(event.channel, event.address, STATUS_OF_ACTION[event.action], event.occurred_at)
-        return Recorded(True, self.current[key].status)
+        return Recorded(True, self.current[key].status, previous, None, stored.id)
+
+    def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False) -> int:
+        return sum(self.record(event, only_if_changes=only_if_changes).created for event in events)
+
+    def iter_events(self, batch: int = 1000):
+        for start in range(0, len(self.events), batch):
+            yield self.events[start:start + batch]
 
     def subscription(self, channel: str, address: str) -> Subscription | None:
         return self.current.get((channel, address))
@@ -52,7 +62,7 @@ class FakeStore:
     def add_feedback(self, item: Feedback) -> bool:
         if (item.channel, item.address) not in self.current:
             return False
-        if item.message_id and any(f.message_id == item.message_id for f in self.feedback):
+        if item.dedupe_key and any(f.dedupe_key == item.dedupe_key for f in self.feedback):
             return False
         self.feedback.append(replace(item, id=len(self.feedback) + 1))
         return True
@@ -69,7 +79,7 @@ class FakeStore:
         return self.add_feedback(item)
 
     def add_review_item(self, item: ReviewItem) -> bool:
-        if item.message_id and any(r.message_id == item.message_id for r in self.reviews):
+        if item.dedupe_key and any(r.dedupe_key == item.dedupe_key for r in self.reviews):
             return False
         self.reviews.append(replace(item, id=len(self.reviews) + 1))
         return True

@@ -137,9 +137,10 @@ def test_admin_status_change_needs_a_known_channel_and_address(store):
         consent.set_status(CONFIG, store, "fax", ALICE, "unsubscribed", "asked by phone")
     with pytest.raises(consent.InvalidAddress):
         consent.set_status(CONFIG, store, "sms", "bob@example.com", "unsubscribed", "asked by phone")
-    name, address, sub, history = consent.set_status(CONFIG, store, "email", " Bob@Example.com ", "unsubscribed", "asked by phone")
-    assert (name, address, sub.status, history[-1].source) == ("email", "bob@example.com", "unsubscribed", "admin")
-    assert "asked by phone" in history[-1].reason
+    found = consent.set_status(CONFIG, store, "email", " Bob@Example.com ", "unsubscribed", "asked by phone")
+    assert (found.channel, found.address, found.subscription.status, found.history[-1].source) == (
+        "email", "bob@example.com", "unsubscribed", "admin")
+    assert "asked by phone" in found.history[-1].reason
 
 
 def test_audience_gates_campaigns_only(store):
@@ -203,12 +204,12 @@ def test_messages_that_mention_an_opt_out_word_wait_for_review(store):
     assert (queued.kept, queued.reply, status(store, "sms")) == ("review", None, "unknown")
     assert plain.kept is None or plain.kept == "review"
     item = store.reviews[0]
-    decided = consent.decide_review(CONFIG, store, item.id, "confirm", "ana")
+    decided = consent.decide_review(store, item.id, "confirm", "ana")
     assert decided.status == "confirmed" and status(store, "sms") == "unsubscribed"
     event = store.history("sms", ALICE)[-1]
     assert (event.source, event.match_kind, event.occurred_at) == ("admin", "review", item.received_at)
     with pytest.raises(consent.NotOpen):
-        consent.decide_review(CONFIG, store, item.id, "dismiss", "ana")
+        consent.decide_review(store, item.id, "dismiss", "ana")
 
 
 def test_the_email_page_reason_is_feedback(store):
@@ -222,7 +223,7 @@ def test_an_erased_address_stays_suppressed_until_it_opts_in_again(store):
     store.erased[("sms", hashed)] = utcnow()
     assert consent.audience(CONFIG, store, "sms", "campaign", [ALICE], HASH).suppressed == [ALICE]
     assert consent.audience(CONFIG, store, "whatsapp", "campaign", [ALICE], HASH).sendable == [ALICE]
-    assert consent.lookup(CONFIG, store, "sms", ALICE, HASH)[2].status == "unsubscribed"
+    assert consent.lookup(CONFIG, store, "sms", ALICE, HASH).subscription.status == "unsubscribed"
     consent.handle_inbound(inbound("START", sid="SMe1"), CONFIG, store)
     assert consent.audience(CONFIG, store, "sms", "campaign", [ALICE], HASH).sendable == [ALICE]
     # The hash depends on the key: another SECRET_KEY cannot recognise her.

@@ -53,15 +53,19 @@ class Store(Protocol):
     def migrate(self) -> list[str]:
         """Apply pending numbered migrations; safe when several processes start at once."""
 
-    def record(self, event: ConsentEvent) -> Recorded:
+    def record(self, event: ConsentEvent, *, only_if_changes: bool = False) -> Recorded:
         """Append an event and update the current status, in one transaction.
 
-        Idempotent by ``event.message_id``: a repeat records nothing and returns created=False.
-        The status follows the latest event by ``occurred_at``; an older event never overrides it.
+        Idempotent by ``event.dedupe_key``: a repeat records nothing (created=False,
+        skipped="duplicate"). With ``only_if_changes`` an event that would set the status
+        the address already has records nothing either (skipped="unchanged"). The status
+        follows the latest event by ``occurred_at``; an older event never overrides it.
+        Only ``consent.record_change`` calls this (one place records a change).
         """
 
-    def import_events(self, events: list[ConsentEvent]) -> int:
-        """Append events recorded elsewhere, times kept, in one transaction; repeats skipped."""
+    def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False) -> int:
+        """Append events recorded elsewhere, times kept, in one transaction; repeats (and,
+        with ``only_if_changes``, events that change nothing) skipped. Returns how many were added."""
 
     def iter_events(self, batch: int = 1000) -> Iterator[list[ConsentEvent]]:
         """Every event in the order it was recorded, in batches."""
@@ -180,31 +184,45 @@ class Store(Protocol):
 
 EVENT_COLUMNS = (
     "id, channel, address, action, source, keyword, language, match_kind, raw_text, "
-    "message_id, config_version, reason, occurred_at, recorded_at"
+    "message_id, config_version, reason, occurred_at, recorded_at, dedupe_key"
 )
 # Larger numbers cannot exist and do not fit a 64-bit integer column: no such version.
 MAX_VERSION_NUMBER = 2**63 - 1
-FEEDBACK_COLUMNS = "id, channel, address, kind, text, message_id, received_at"
-REVIEW_COLUMNS = "id, channel, address, text, message_id, received_at, status, decided_by, decided_at"
+FEEDBACK_COLUMNS = "id, channel, address, kind, text, message_id, received_at, dedupe_key"
+REVIEW_COLUMNS = (
+    "id, channel, address, text, message_id, received_at, status, decided_by, decided_at, dedupe_key, "
+    "config_version, reason"
+)
 # Tables that hold an address; an erasure deletes from each (fixed names, never input).
 ADDRESS_TABLES = ("subscriptions", "consent_events", "campaign_messages", "feedback", "review_items")
-# Tables `unsub copy-db` copies besides the consent log: (columns, key columns, time columns).
-# Fixed names, never input.
+# Tables `unsub copy-db` copies besides the consent log: (columns, key columns, time columns),
+# in the order they are copied. Fixed names, never input. A test lists the tables of both
+# backends and fails when one holds state and is neither here nor in NOT_COPIED.
 COPY_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] = {
+    # Keyword versions first: copied events name them (config_version) by number. The
+    # latest version that came from the file is also the "file last read" marker.
+    "keyword_versions": (
+        ("id", "content_hash", "document", "yaml", "source", "author", "note", "diff", "created_at"),
+        ("id",), frozenset({"created_at"}),
+    ),
     "erased_addresses": (("channel", "address_hash", "erased_at"), ("channel", "address_hash"), frozenset({"erased_at"})),
     "campaign_messages": (
         ("message_id", "campaign", "channel", "address", "status", "stage", "sent_at", "delivered_at", "updated_at"),
         ("message_id",), frozenset({"sent_at", "delivered_at", "updated_at"}),
     ),
-    "feedback": (("id", "channel", "address", "kind", "text", "message_id", "received_at"), ("id",),
+    "feedback": (("id", "channel", "address", "kind", "text", "message_id", "received_at", "dedupe_key"), ("id",),
                  frozenset({"received_at"})),
     "review_items": (
-        ("id", "channel", "address", "text", "message_id", "received_at", "status", "decided_by", "decided_at"),
+        ("id", "channel", "address", "text", "message_id", "received_at", "status", "decided_by", "decided_at",
+         "dedupe_key", "config_version", "reason"),
         ("id",), frozenset({"received_at", "decided_at"}),
     ),
     "erasure_key": (("id", "fingerprint"), ("id",), frozenset()),
 }
-IDENTITY_TABLES = frozenset({"feedback", "review_items"})  # ids the database hands out
+IDENTITY_TABLES = frozenset({"keyword_versions", "feedback", "review_items"})  # ids the database hands out
+# Tables copy-db does not copy row by row: the log is copied as events (statuses are
+# rebuilt from them), and the rest is bookkeeping of the database itself.
+NOT_COPIED = frozenset({"consent_events", "subscriptions", "schema_migrations", "erasure_in_progress"})
 # Opt-outs that a campaign message may have caused (an imported list did not).
 ATTRIBUTED_SOURCES_EXCLUDED = ("import",)
 STATS_FEEDBACK_LIMIT = 200
@@ -217,7 +235,7 @@ def event_from_row(row: Mapping[str, Any], when: Callable[[Any], datetime]) -> C
         id=row["id"], channel=row["channel"], address=row["address"], action=row["action"], source=row["source"],
         keyword=row["keyword"], language=row["language"], match_kind=row["match_kind"], raw_text=row["raw_text"],
         message_id=row["message_id"], config_version=row["config_version"], reason=row["reason"],
-        occurred_at=when(row["occurred_at"]), recorded_at=when(row["recorded_at"]),
+        occurred_at=when(row["occurred_at"]), recorded_at=when(row["recorded_at"]), dedupe_key=row["dedupe_key"],
     )
 
 
@@ -233,7 +251,7 @@ def version_from_row(row: Mapping[str, Any], when: Callable[[Any], datetime]) ->
 def feedback_from_row(row: Mapping[str, Any], when: Callable[[Any], datetime]) -> Feedback:
     return Feedback(
         id=row["id"], channel=row["channel"], address=row["address"], kind=row["kind"], text=row["text"],
-        message_id=row["message_id"], received_at=when(row["received_at"]),
+        message_id=row["message_id"], received_at=when(row["received_at"]), dedupe_key=row["dedupe_key"],
     )
 
 
@@ -242,6 +260,7 @@ def review_from_row(row: Mapping[str, Any], when: Callable[[Any], datetime]) -> 
         id=row["id"], channel=row["channel"], address=row["address"], text=row["text"], message_id=row["message_id"],
         received_at=when(row["received_at"]), status=row["status"], decided_by=row["decided_by"],
         decided_at=when(row["decided_at"]) if row["decided_at"] is not None else None,
+        dedupe_key=row["dedupe_key"], config_version=row["config_version"], reason=row["reason"],
     )
 
 

@@ -130,7 +130,7 @@ CHANNELS_OF = {
         f"SELECT (SELECT min(channel) FROM {table} WHERE channel > c.ch) FROM c WHERE c.ch IS NOT NULL) "
         "SELECT ch FROM c WHERE ch IS NOT NULL"
     )
-    for table in ADDRESS_TABLES
+    for table in ADDRESS_TABLES + ("erased_addresses",)
 }
 DELETE_ADDRESS = {table: f"DELETE FROM {table} WHERE channel = %s AND address = %s" for table in ADDRESS_TABLES}
 CHANNEL_FILTER = "(%(channel)s::text IS NULL OR {column} = %(channel)s)"
@@ -318,23 +318,22 @@ class PostgresStore:
 
     # -- writes ------------------------------------------------------------------
 
-    def record(self, event: ConsentEvent) -> Recorded:
+    def record(self, event: ConsentEvent, *, only_if_changes: bool = False) -> Recorded:
         # One statement in autocommit mode: one transaction, one round trip.
         with self._connection("record consent event") as conn:
-            added, status = _append(conn, event, None)
-        return Recorded(created=added, status=cast(Status, status))
+            return _append(conn, event, None, only_if_changes)
 
-    def import_events(self, events: list[ConsentEvent]) -> int:
+    def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False) -> int:
         """Append events recorded elsewhere (a copy or an import), in one transaction.
 
-        Times are kept as they were; a repeated message id is skipped; the status still
+        Times are kept as they were; a repeated dedupe key is skipped; the status still
         follows the latest event. Returns how many events were added.
         """
         added = 0
         with self._connection("import consent events") as conn:
             with conn.transaction():
                 for event in events:
-                    added += _append(conn, event, event.recorded_at)[0]
+                    added += _append(conn, event, event.recorded_at, only_if_changes).created
         return added
 
     # -- reads -------------------------------------------------------------------
@@ -458,7 +457,7 @@ class PostgresStore:
         with self._connection("list events") as conn:
             rows = conn.execute(
                 f"SELECT {EVENT_COLUMNS} FROM consent_events WHERE {EVENT_FILTER} "
-                "ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s",
+                "ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s",
                 {**params, "limit": limit, "offset": offset},
             ).fetchall()
             total = conn.execute(f"SELECT count(*) AS n FROM consent_events WHERE {EVENT_FILTER}", params).fetchone()
@@ -542,7 +541,16 @@ class PostgresStore:
                 for channel in channels:
                     for table in ADDRESS_TABLES:  # subscriptions first: they refer to events
                         deleted[table] += conn.execute(DELETE_ADDRESS[table], (channel, address)).rowcount
-        return Erasure(address, suppressed, deleted)
+                # Also where an earlier erasure left its hash: a second erasure finds no rows,
+                # but the contact is still suppressed there.
+                for row in conn.execute(CHANNELS_OF["erased_addresses"]).fetchall():
+                    channel = row["ch"]
+                    if channel not in suppressed and conn.execute(
+                        "SELECT 1 FROM erased_addresses WHERE channel = %s AND address_hash = %s",
+                        (channel, hash_for(channel, address)),
+                    ).fetchone():
+                        suppressed.append(channel)
+        return Erasure(address, sorted(suppressed), deleted)
 
     def erasure_key_fingerprint(self) -> str | None:
         with self._connection("read erasure key") as conn:
@@ -638,12 +646,12 @@ class PostgresStore:
                 # and its reason has removed the subscription, and nothing is kept.
                 conn.execute(ADDRESS_LOCK, (channel, address))
                 return conn.execute(
-                    "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) "
-                    "SELECT %s, %s, %s, %s, %s, %s WHERE EXISTS "
+                    "INSERT INTO feedback (channel, address, kind, text, message_id, dedupe_key, received_at) "
+                    "SELECT %s, %s, %s, %s, %s, %s, %s WHERE EXISTS "
                     "(SELECT 1 FROM subscriptions WHERE channel = %s AND address = %s) "
-                    "ON CONFLICT (message_id) DO NOTHING",
-                    (channel, address, item.kind, _clean(item.text), _clean(item.message_id), _utc(item.received_at),
-                     channel, address),
+                    "ON CONFLICT (dedupe_key) DO NOTHING",
+                    (channel, address, item.kind, _clean(item.text), _clean(item.message_id), _clean(item.dedupe_key),
+                     _utc(item.received_at), channel, address),
                 ).rowcount == 1
 
     def add_feedback_after_opt_out(self, item: Feedback, window: timedelta) -> bool:
@@ -653,14 +661,16 @@ class PostgresStore:
                 conn.execute(ADDRESS_LOCK,
                              (_clean(item.channel), _clean(item.address)))
                 return conn.execute(
-                    "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) "
-                    "SELECT s.channel, s.address, 'after_opt_out', %(text)s, %(message_id)s, %(at)s FROM subscriptions s "
+                    "INSERT INTO feedback (channel, address, kind, text, message_id, dedupe_key, received_at) "
+                    "SELECT s.channel, s.address, 'after_opt_out', %(text)s, %(message_id)s, %(dedupe_key)s, %(at)s "
+                    "FROM subscriptions s "
                     "WHERE s.channel = %(channel)s AND s.address = %(address)s AND s.status = 'unsubscribed' "
                     "AND s.updated_at >= %(earliest)s AND s.updated_at <= %(at)s "
                     "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.channel = s.channel AND f.address = s.address "
                     "AND f.kind = 'after_opt_out' AND f.received_at >= s.updated_at) "
-                    "ON CONFLICT (message_id) DO NOTHING",
-                    {"text": _clean(item.text), "message_id": _clean(item.message_id), "at": _utc(item.received_at),
+                    "ON CONFLICT (dedupe_key) DO NOTHING",
+                    {"text": _clean(item.text), "message_id": _clean(item.message_id),
+                     "dedupe_key": _clean(item.dedupe_key), "at": _utc(item.received_at),
                      "channel": _clean(item.channel), "address": _clean(item.address),
                      "earliest": _utc(item.received_at - window)},
                 ).rowcount == 1
@@ -678,10 +688,10 @@ class PostgresStore:
     def add_review_item(self, item: ReviewItem) -> bool:
         with self._connection("queue a message for review") as conn:
             return conn.execute(
-                "INSERT INTO review_items (channel, address, text, message_id, received_at) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (message_id) DO NOTHING",
+                "INSERT INTO review_items (channel, address, text, message_id, dedupe_key, received_at, config_version, "
+                "reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (dedupe_key) DO NOTHING",
                 (_clean(item.channel), _clean(item.address), _clean(item.text), _clean(item.message_id),
-                 _utc(item.received_at)),
+                 _clean(item.dedupe_key), _utc(item.received_at), _clean(item.config_version), _clean(item.reason)),
             ).rowcount == 1
 
     def review_items(self, status: str | None, limit: int = 50, offset: int = 0) -> tuple[list[ReviewItem], int]:
@@ -788,24 +798,26 @@ class PostgresStore:
                 self._inherited.append(pool)
 
 
-def _append(conn: psycopg.Connection[DictRow], event: ConsentEvent, recorded_at: datetime | None) -> tuple[bool, str]:
-    """Record one event with ``unsub_append_event`` (migration 0002): (added, status after it).
+def _append(conn: psycopg.Connection[DictRow], event: ConsentEvent, recorded_at: datetime | None,
+            only_if_changes: bool) -> Recorded:
+    """Record one event with ``unsub_append_event`` (migration 0006).
 
     The function locks the channel and address until its transaction ends, so events for
     one address are recorded one at a time and the status always equals the latest event.
     """
     row = conn.execute(
-        "SELECT out_added, out_status FROM unsub_append_event("
-        "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "SELECT out_added, out_status, out_previous, out_event_id, out_skipped FROM unsub_append_event("
+        "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             _clean(event.channel), _clean(event.address), _clean(event.action), _clean(event.source),
             _clean(event.keyword), _clean(event.language), _clean(event.match_kind), _clean(event.raw_text),
-            _clean(event.message_id), _clean(event.config_version), _clean(event.reason),
-            _utc(event.occurred_at), _utc(recorded_at) if recorded_at else None,
+            _clean(event.message_id), _clean(event.dedupe_key), _clean(event.config_version), _clean(event.reason),
+            _utc(event.occurred_at), _utc(recorded_at) if recorded_at else None, only_if_changes,
         ),
     ).fetchone()
     assert row is not None
-    return bool(row["out_added"]), row["out_status"]
+    return Recorded(bool(row["out_added"]), cast(Status, row["out_status"]), cast(Status, row["out_previous"]),
+                    row["out_skipped"], row["out_event_id"])
 
 
 def _redact(url: str) -> str:

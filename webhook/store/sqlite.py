@@ -9,6 +9,7 @@ never half-written.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -58,6 +59,7 @@ from webhook.store import (
     version_from_row,
 )
 
+log = logging.getLogger("unsub.store")
 BUSY_TIMEOUT_MS = 5000
 BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 T = TypeVar("T")
@@ -88,7 +90,7 @@ CHANNELS_OF = {
         f"SELECT (SELECT min(channel) FROM {table} WHERE channel > c.ch) FROM c WHERE c.ch IS NOT NULL) "
         "SELECT ch FROM c WHERE ch IS NOT NULL"
     )
-    for table in ADDRESS_TABLES
+    for table in ADDRESS_TABLES + ("erased_addresses",)
 }
 DELETE_ADDRESS = {table: f"DELETE FROM {table} WHERE channel = ? AND address = ?" for table in ADDRESS_TABLES}
 # The opt-out's time minus a whole number of seconds ("-259200 seconds"), to the microsecond:
@@ -130,6 +132,9 @@ class SQLiteStore:
             # slower on this disk: benchmarks/README.md).
             conn.execute("PRAGMA synchronous = FULL" if self.synchronous == "FULL" else "PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # Deleted rows are overwritten with zeros, not left in free pages: an erased
+            # contact leaves no readable copy in the file (the WAL is truncated after it).
+            conn.execute("PRAGMA secure_delete = ON")
             # From here SQLite never sleeps on a lock itself (its busy handler sleeps 1 ms
             # and more, 15x a STOP's whole transaction): _when_free waits in short steps.
             conn.execute("PRAGMA busy_timeout = 0")
@@ -174,48 +179,52 @@ class SQLiteStore:
 
     def migrate(self) -> list[str]:
         applied: list[str] = []
-        # One process migrates; the others wait for the write lock, then find it done.
-        with self._write("migrate") as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for number, name, sql in migration_files("sqlite"):
-                if number in done:
-                    continue
-                for statement in _statements(sql):
-                    conn.execute(statement)
+        conn = self.db.conn
+        # Foreign keys off while migrating (SQLite's documented way to rebuild a table that
+        # others refer to: a pragma that only takes effect outside a transaction); they are
+        # checked before the migration commits and turned on again after.
+        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            # One process migrates; the others wait for the write lock, then find it done.
+            with self._write("migrate") as conn:
                 conn.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (number, name, to_text(utcnow())),
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
                 )
-                applied.append(name)
+                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+                for number, name, sql in migration_files("sqlite"):
+                    if number in done:
+                        continue
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        (number, name, to_text(utcnow())),
+                    )
+                    applied.append(name)
+                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise sqlite3.OperationalError(f"migration left {len(broken)} broken references, e.g. {broken[0]}")
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
         return applied
 
     # -- writes ------------------------------------------------------------------
 
-    def record(self, event: ConsentEvent) -> Recorded:
+    def record(self, event: ConsentEvent, *, only_if_changes: bool = False) -> Recorded:
         with self._write("record consent event") as conn:
-            added, status = _append(conn, event, utcnow())
-            if status is None:  # a repeat, or an older event: read the status it left
-                row = conn.execute(
-                    "SELECT status FROM subscriptions WHERE channel = ? AND address = ?",
-                    (event.channel, event.address),
-                ).fetchone()
-                status = row[0] if row else "unknown"
-        return Recorded(created=added, status=cast(Status, status))
+            return _append(conn, event, utcnow(), only_if_changes)
 
-    def import_events(self, events: list[ConsentEvent]) -> int:
+    def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False) -> int:
         """Append events recorded elsewhere (a copy or an import), in one transaction.
 
-        Times are kept as they were; a repeated message id is skipped; the status still
+        Times are kept as they were; a repeated dedupe key is skipped; the status still
         follows the latest event. Returns how many events were added.
         """
         added = 0
         with self._write("import consent events") as conn:
             for event in events:
-                added += _append(conn, event, event.recorded_at or utcnow())[0]
+                added += _append(conn, event, event.recorded_at or utcnow(), only_if_changes).created
         return added
 
     # -- reads -------------------------------------------------------------------
@@ -315,7 +324,8 @@ class SQLiteStore:
         params = (filters.channel, filters.channel, filters.action, filters.action, filters.source, filters.source,
                   since, since, until, until)
         rows = self._query(
-            f"SELECT {EVENT_COLUMNS} FROM consent_events WHERE {EVENT_FILTER} ORDER BY id DESC LIMIT ? OFFSET ?",
+            f"SELECT {EVENT_COLUMNS} FROM consent_events WHERE {EVENT_FILTER} "
+            "ORDER BY occurred_at DESC, id DESC LIMIT ? OFFSET ?",
             params + (limit, offset),
         )
         total = self._query(f"SELECT count(*) AS n FROM consent_events WHERE {EVENT_FILTER}", params)[0]["n"]
@@ -390,7 +400,26 @@ class SQLiteStore:
                 for table in ADDRESS_TABLES:  # subscriptions first: they refer to events
                     deleted[table] += conn.execute(DELETE_ADDRESS[table], (channel, address)).rowcount
             conn.execute("DELETE FROM erasure_in_progress")
+            suppressed = _still_suppressed(conn, suppressed, hash_for, address)
+        self._forget_deleted_pages()
         return Erasure(address, suppressed, deleted)
+
+    def _forget_deleted_pages(self) -> None:
+        """Leave no copy of erased rows in the -wal file: checkpoint it into the database
+        (where secure_delete has zeroed them) and truncate it. Readers in other processes
+        can hold the checkpoint back; it is retried for up to the busy timeout, then left
+        to SQLite's next automatic checkpoint (and said in the log)."""
+        conn = self.db.conn
+
+        def checkpoint() -> None:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                raise sqlite3.OperationalError("database is locked (checkpoint)")
+
+        try:
+            _when_free(checkpoint)
+        except sqlite3.OperationalError as error:
+            log.warning("erasure committed, but the write-ahead log of %s could not be truncated yet: %s", self.path, error)
 
     def erasure_key_fingerprint(self) -> str | None:
         rows = self._query("SELECT fingerprint FROM erasure_key WHERE id = 1")
@@ -471,25 +500,25 @@ class SQLiteStore:
             # Only for an address the service knows on that channel: an erasure that ran
             # between the opt-out and its reason leaves nothing behind.
             return conn.execute(
-                "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) "
-                "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS "
+                "INSERT INTO feedback (channel, address, kind, text, message_id, dedupe_key, received_at) "
+                "SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS "
                 "(SELECT 1 FROM subscriptions WHERE channel = ? AND address = ?) "
-                "ON CONFLICT (message_id) DO NOTHING",
-                (item.channel, item.address, item.kind, item.text, item.message_id, to_text(item.received_at),
-                 item.channel, item.address),
+                "ON CONFLICT (dedupe_key) DO NOTHING",
+                (item.channel, item.address, item.kind, item.text, item.message_id, item.dedupe_key,
+                 to_text(item.received_at), item.channel, item.address),
             ).rowcount == 1
 
     def add_feedback_after_opt_out(self, item: Feedback, window: timedelta) -> bool:
         with self._write("keep feedback") as conn:
             return conn.execute(
-                "INSERT INTO feedback (channel, address, kind, text, message_id, received_at) "
-                "SELECT ?, ?, 'after_opt_out', ?, ?, ? FROM subscriptions s "
+                "INSERT INTO feedback (channel, address, kind, text, message_id, dedupe_key, received_at) "
+                "SELECT ?, ?, 'after_opt_out', ?, ?, ?, ? FROM subscriptions s "
                 "WHERE s.channel = ? AND s.address = ? AND s.status = 'unsubscribed' "
                 "AND s.updated_at >= ? AND s.updated_at <= ? "
                 "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.channel = s.channel AND f.address = s.address "
                 "AND f.kind = 'after_opt_out' AND f.received_at >= s.updated_at) "
-                "ON CONFLICT (message_id) DO NOTHING",
-                (item.channel, item.address, item.text, item.message_id, to_text(item.received_at),
+                "ON CONFLICT (dedupe_key) DO NOTHING",
+                (item.channel, item.address, item.text, item.message_id, item.dedupe_key, to_text(item.received_at),
                  item.channel, item.address, to_text(item.received_at - window), to_text(item.received_at)),
             ).rowcount == 1
 
@@ -503,9 +532,10 @@ class SQLiteStore:
     def add_review_item(self, item: ReviewItem) -> bool:
         with self._write("queue a message for review") as conn:
             return conn.execute(
-                "INSERT INTO review_items (channel, address, text, message_id, received_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (message_id) DO NOTHING",
-                (item.channel, item.address, item.text, item.message_id, to_text(item.received_at)),
+                "INSERT INTO review_items (channel, address, text, message_id, dedupe_key, received_at, "
+                "config_version, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+                (item.channel, item.address, item.text, item.message_id, item.dedupe_key, to_text(item.received_at),
+                 item.config_version, item.reason),
             ).rowcount == 1
 
     def review_items(self, status: str | None, limit: int = 50, offset: int = 0) -> tuple[list[ReviewItem], int]:
@@ -625,24 +655,28 @@ def _when_free(action: Callable[[], T]) -> T:
         delay = min(delay * 2, 0.005)
 
 
-def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime) -> tuple[bool, str | None]:
-    """Insert one event and move the current status if the event is the latest.
-
-    Returns (added: False for a repeated message id, the status if this event set it).
-    """
+def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime, only_if_changes: bool) -> Recorded:
+    """Insert one event and move the current status if the event is the latest (inside the
+    caller's write transaction, which holds the database's write lock)."""
+    row = conn.execute(
+        "SELECT status FROM subscriptions WHERE channel = ? AND address = ?", (event.channel, event.address)
+    ).fetchone()
+    previous = cast(Status, row[0] if row else "unknown")
+    if only_if_changes and previous == STATUS_OF_ACTION[event.action]:
+        return Recorded(False, previous, previous, "unchanged")
     occurred = to_text(event.occurred_at)
     cursor = conn.execute(
         "INSERT INTO consent_events (channel, address, action, source, keyword, language, "
-        "match_kind, raw_text, message_id, config_version, reason, occurred_at, recorded_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+        "match_kind, raw_text, message_id, dedupe_key, config_version, reason, occurred_at, recorded_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
         (
             event.channel, event.address, event.action, event.source, event.keyword,
-            event.language, event.match_kind, event.raw_text, event.message_id,
+            event.language, event.match_kind, event.raw_text, event.message_id, event.dedupe_key,
             event.config_version, event.reason, occurred, to_text(recorded_at),
         ),
     )
     if cursor.rowcount != 1:
-        return False, None
+        return Recorded(False, previous, previous, "duplicate")
     # The latest event wins; on equal times the later-recorded one does.
     moved = conn.execute(
         "INSERT INTO subscriptions (channel, address, status, updated_at, event_id) "
@@ -651,7 +685,20 @@ def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime
         "WHERE excluded.updated_at >= subscriptions.updated_at RETURNING status",
         (event.channel, event.address, STATUS_OF_ACTION[event.action], occurred, cursor.lastrowid),
     ).fetchone()
-    return True, moved[0] if moved else None
+    return Recorded(True, cast(Status, moved[0]) if moved else previous, previous, None, cursor.lastrowid)
+
+
+def _still_suppressed(conn: sqlite3.Connection, found: list[str], hash_for: Callable[[str, str], str],
+                      address: str) -> list[str]:
+    """The channels an erased address stays suppressed on: where it was unsubscribed now, and
+    where an earlier erasure left its hash (a second erasure finds no rows, not no suppression)."""
+    channels = set(found)
+    for (channel,) in conn.execute(CHANNELS_OF["erased_addresses"]).fetchall():
+        if channel not in channels and conn.execute(
+            "SELECT 1 FROM erased_addresses WHERE channel = ? AND address_hash = ?", (channel, hash_for(channel, address))
+        ).fetchone():
+            channels.add(channel)
+    return sorted(channels)
 
 
 def _json_list(values: list[str]) -> str:

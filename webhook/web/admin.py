@@ -7,7 +7,6 @@ every page redirects to the sign-in page.
 from __future__ import annotations
 
 import copy
-import csv
 import hmac
 import io
 import threading
@@ -20,6 +19,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from webhook import consent
 from webhook.addresses import normalise_address
+from webhook.csv_safe import SafeWriter
 from webhook.domain import EventFilter, iso
 from webhook.keywords import INTENTS, KeywordConfigError, parse_document
 from webhook.web import services
@@ -204,7 +204,8 @@ def keyword_edit(channel: str, language: str):
                 errors, status = error.problems, 422
             else:
                 result = consent.dry_run(proposed_config.channels[channel], text)
-                tried = {"text": text, "match": result.match, "reply": result.reply}
+                tried = {"text": text, "match": result.match, "reply": result.reply,
+                         "review_reason": result.decision.review_reason}
     return render_template(
         "admin/keyword_edit.html", channel=channel, language=language, fields=fields, errors=errors, tried=tried,
         version=svc.keywords.version, channel_type=document["channels"][channel]["type"],
@@ -250,13 +251,13 @@ def contacts():
             if address is None:
                 continue
             # lookup: an erased address that had unsubscribed still reads as unsubscribed.
-            _, _, subscription, history = consent.lookup(svc.config, svc.store, channel.name, address, svc.address_hash)
+            found = consent.lookup(svc.config, svc.store, channel.name, address, svc.address_hash)
             results.append({
                 "channel": channel.name,
                 "type": channel.type,
                 "address": address,
-                "subscription": subscription,
-                "history": history[::-1],
+                "subscription": found.subscription,
+                "history": found.history[::-1],
             })
     return render_template("admin/contacts.html", query=query, results=results, searched=bool(query))
 
@@ -314,11 +315,11 @@ def events_csv():
     filters, _ = _filters()
     found, _ = services().store.events(filters, CSV_LIMIT, 0)
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow(["at", "channel", "address", "action", "source", "keyword", "language", "match_kind", "message_id", "config_version", "reason", "text"])
     for e in found:
-        writer.writerow([consent.spreadsheet_safe(v) for v in (
+        writer.writerow((
             iso(e.occurred_at), e.channel, e.address, e.action, e.source, e.keyword, e.language,
             e.match_kind, e.message_id, e.config_version, e.reason, e.raw_text,
-        )])
+        ))
     return Response(out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": "attachment; filename=consent-events.csv"})

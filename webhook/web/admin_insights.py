@@ -96,7 +96,7 @@ def decide_review(item_id: int):
     if decision not in ("confirm", "dismiss"):
         abort(400, description="decision must be confirm or dismiss")
     try:
-        item = consent.decide_review(svc.config, svc.store, item_id, decision, "admin page")
+        item = consent.decide_review(svc.store, item_id, decision, "admin page")
     except consent.NotOpen as error:
         flash(str(error), "error")
     else:

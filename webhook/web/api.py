@@ -90,13 +90,14 @@ def _event_json(event: ConsentEvent) -> dict:
     }
 
 
-def _subscription_json(channel: str, address: str, subscription, history: list[ConsentEvent]) -> dict:
+def _subscription_json(found: consent.ContactStatus) -> dict:
+    subscription = found.subscription
     return {
-        "channel": channel,
-        "address": address,
+        "channel": found.channel,
+        "address": found.address,
         "status": subscription.status if subscription else "unknown",
         "updated_at": iso(subscription.updated_at) if subscription and subscription.updated_at else None,
-        "history": [_event_json(e) for e in history],
+        "history": [_event_json(e) for e in found.history[-HISTORY_LIMIT:]],
     }
 
 
@@ -110,12 +111,10 @@ def _resolve_errors(error: Exception) -> Response:
 def get_subscription(channel: str, address: str) -> Response:
     svc = services()
     try:
-        name, normal, subscription, history = consent.lookup(
-            svc.config, svc.store, channel, address, svc.address_hash, svc.settings.default_region
-        )
+        found = consent.lookup(svc.config, svc.store, channel, address, svc.address_hash, svc.settings.default_region)
     except (consent.UnknownChannel, consent.InvalidAddress) as error:
         return _resolve_errors(error)
-    return jsonify(_subscription_json(name, normal, subscription, history[-HISTORY_LIMIT:]))
+    return jsonify(_subscription_json(found))
 
 
 @bp.put("/subscriptions/<channel>/<path:address>")
@@ -124,12 +123,12 @@ def put_subscription(channel: str, address: str) -> Response:
     body = json_body(SetStatusBody)
     assert isinstance(body, SetStatusBody)
     try:
-        name, normal, subscription, history = consent.set_status(
+        found = consent.set_status(
             svc.config, svc.store, channel, address, body.status, body.reason, svc.settings.default_region
         )
     except (consent.UnknownChannel, consent.InvalidAddress) as error:
         return _resolve_errors(error)
-    return jsonify(_subscription_json(name, normal, subscription, history[-HISTORY_LIMIT:]))
+    return jsonify(_subscription_json(found))
 
 
 @bp.post("/audience")
@@ -257,7 +256,7 @@ def try_keywords() -> Response:
     channel = config.channel(body.channel)
     if channel is None:
         return error_response(404, "unknown_channel", f"unknown channel {body.channel!r}")
-    return jsonify(consent.dry_run(channel, body.text).as_dict())
+    return jsonify(consent.dry_run(channel, body.text, config.version).as_dict())
 
 
 def int_arg(name: str, default: int) -> int:

@@ -99,14 +99,13 @@ def post_campaign_sends(campaign: str) -> Response:
     assert isinstance(body, SendsBody)
     sends = [consent.Send(s.address, s.message_id, s.status, s.at) for s in body.sends]
     try:
-        added, invalid = consent.record_sends(svc.config, svc.store, campaign, body.channel, sends,
-                                              svc.settings.default_region)
+        result = consent.record_sends(svc.config, svc.store, campaign, body.channel, sends, svc.settings.default_region)
     except consent.UnknownChannel as error:
         return error_response(404, "unknown_channel", str(error))
     except ValueError as error:
         return error_response(400, "invalid_campaign", str(error))
-    return jsonify({"campaign": campaign, "channel": body.channel, "recorded": added,
-                    "repeated": len(sends) - len(invalid) - added, "invalid": invalid})
+    return jsonify({"campaign": campaign, "channel": body.channel, "recorded": result.added,
+                    "repeated": len(sends) - len(result.invalid) - result.added, "invalid": result.invalid})
 
 
 def _feedback_json(item: Feedback) -> dict:
@@ -151,7 +150,7 @@ def decide_review(item_id: int) -> Response:
     body = json_body(DecisionBody)
     assert isinstance(body, DecisionBody)
     try:
-        item = consent.decide_review(svc.config, svc.store, item_id, body.decision, body.by)
+        item = consent.decide_review(svc.store, item_id, body.decision, body.by)
     except consent.NotOpen as error:
         return error_response(409 if svc.store.review_item(item_id) else 404, "not_open", str(error))
     return jsonify(_review_json(item))
