@@ -112,6 +112,15 @@ def twilio(client) -> Twilio:
 
 
 @pytest.fixture
+def signed_in(client):
+    """The client, signed in to the admin pages (through the sign-in form, CSRF token included)."""
+    page = client.get("/admin/login")
+    response = client.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf(page.data), "next": "/admin/events"})
+    assert response.status_code == 302 and response.location.endswith("/admin/events")
+    return client
+
+
+@pytest.fixture
 def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

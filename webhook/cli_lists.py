@@ -23,6 +23,7 @@ from webhook.analytics import build_report
 from webhook.cli import CONTEXT, _fail, _keywords_path, main
 from webhook.configuration import config_of
 from webhook.contact_files import ContactFileError, Layout, open_rows, parse_when
+from webhook.csv_safe import SafeWriter
 from webhook.domain import ConsentEvent, iso, utcnow
 from webhook.keywords import Channel, KeywordConfig, KeywordConfigError, load_file
 from webhook.settings import SettingsError, check_database_url, check_window, load_local_secrets
@@ -160,7 +161,7 @@ def _writer(stack: ExitStack, path: str | None) -> Callable | None:
     if path is None:
         return None
     stream = sys.stdout if path == "-" else stack.enter_context(open(path, "w", encoding="utf-8", newline=""))
-    return csv.writer(stream, lineterminator="\n").writerow
+    return SafeWriter(stream).writerow  # every CSV the product writes is formula-safe
 
 
 def _chunks(rows: Iterator[list[str]], size: int) -> Iterator[list[list[str]]]:

@@ -45,7 +45,7 @@ class ContactFileError(ValueError):
 # earlier entry wins (a Klaviyo export has both "Email" and "Phone Number").
 # Names that say nothing of the kind of address: they count for every channel, and only
 # when no specific name is there (Twilio message logs and e-mail suppression exports both use "To").
-_GENERIC_ADDRESS = ("to", "recipient", "contact")
+_GENERIC_ADDRESS = ("address", "to", "recipient", "contact")  # "address": our own suppression export
 _PHONE_ONLY = (
     "phone_number",  # Klaviyo and Mailchimp ("Phone Number"), Twilio exports
     "phone",

@@ -12,14 +12,6 @@ ALICE = "+14155550123"
 
 
 
-@pytest.fixture
-def signed_in(client):
-    page = client.get("/admin/login")
-    response = client.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf(page.data), "next": "/admin/events"})
-    assert response.status_code == 302 and response.location.endswith("/admin/events")
-    return client
-
-
 @pytest.mark.parametrize("path", ["/admin/", "/admin/keywords", "/admin/contacts?q=x", "/admin/events", "/admin/events.csv", "/admin/keywords/versions"])
 def test_pages_without_a_session_redirect_to_sign_in(client, path):
     response = client.get(path)

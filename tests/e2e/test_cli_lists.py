@@ -203,3 +203,25 @@ def test_a_file_that_breaks_midway_stops_with_a_clear_message(run, store, tmp_pa
     result = run("audience", "filter", "--channel", "sms", "broken.csv", "-q", ok=False)
     assert result.exit_code == 1 and "stopped after about" in result.stderr and "CSV UTF-8" in result.stderr
     assert "Traceback" not in result.output + result.stderr
+
+
+def test_reimporting_our_own_export_records_nothing_new(run, store, tmp_path):
+    """Issue 11 item 10: an opt-out for an address already unsubscribed records nothing,
+    and our export's own columns are recognised without --column."""
+    now = utcnow().replace(microsecond=0)
+    opt(store, "opt_out", A, (now - timedelta(hours=2)).replace(tzinfo=None).isoformat())
+    (tmp_path / "list.csv").write_text(f"phone\n{B}\n", encoding="utf-8")
+    run("suppressions", "import", "--channel", "sms", "list.csv")
+    before = json.loads(run("stats", "--days", "2").stdout)["totals"]
+    assert before["opt_outs"] == 2
+
+    (tmp_path / "ours.csv").write_text(run("suppressions", "export", "--channel", "sms").stdout, encoding="utf-8")
+    again = run("suppressions", "import", "--channel", "sms", "ours.csv")
+    assert "2 rows: 0 opt-outs recorded, 2 already there, 0 invalid" in again.stderr
+    assert json.loads(run("stats", "--days", "2").stdout)["totals"] == before
+    assert [e.source for e in store.history("sms", A)] == ["keyword"]
+
+    (tmp_path / "list.csv").write_text(f"address\n{A}\n{C}\n", encoding="utf-8")
+    split = run("audience", "filter", "--channel", "sms", "ours.csv", "--suppressed", "out.csv")
+    assert rows(split.stdout) == [["address", "channel", "unsubscribed_at", "source", "keyword"]]
+    assert [r[0] for r in rows((tmp_path / "out.csv").read_text(encoding="utf-8"))[1:]] == [A, B]

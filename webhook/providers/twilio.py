@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Mapping
@@ -22,6 +23,13 @@ from webhook.domain import InboundMessage, utcnow
 SIGNATURE_HEADER = "X-Twilio-Signature"
 MAX_FIELD = 4096
 PATH_SAFE = "/:@!$&'()*+,;=-._~"
+# A message's SID: SM (SMS, WhatsApp) or MM (MMS) and 32 hex digits. Twilio signs the
+# fields' names and values run together, so a replay can shift text across a boundary
+# ("MessageSid=SM..NumMedia0" for "MessageSid=SM..", "NumMedia=0") and keep a valid
+# signature; checking the SID's exact shape leaves such a replay the same SID, which
+# records nothing new (docs/security.md, "Replayed webhooks").
+MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
+SID_FIELDS = ("MessageSid", "SmsMessageSid", "SmsSid")
 EMPTY_TWIML = str(MessagingResponse())
 
 
@@ -99,11 +107,23 @@ def _field(form: Mapping[str, str], name: str, *, required: bool = False) -> str
     return value
 
 
+def message_sid(form: Mapping[str, str]) -> str:
+    """The message's SID, or MalformedRequest unless every SID field present has the real shape
+    and they agree (Twilio sends the same value in each)."""
+    found = {name: form.get(name) for name in SID_FIELDS if form.get(name)}
+    if not found:
+        raise MalformedRequest("missing MessageSid")
+    for name, value in found.items():
+        if not MESSAGE_SID.fullmatch(value or ""):
+            raise MalformedRequest(f"{name} is not a message SID (SM or MM and 32 hex digits)")
+    if len(set(found.values())) > 1:
+        raise MalformedRequest(f"{' and '.join(found)} differ")
+    return next(iter(found.values())) or ""
+
+
 def parse_inbound(form: Mapping[str, str]) -> InboundMessage:
     """An inbound message webhook's form as an InboundMessage, or MalformedRequest."""
-    message_id = _field(form, "MessageSid") or _field(form, "SmsMessageSid") or _field(form, "SmsSid")
-    if not message_id:
-        raise MalformedRequest("missing MessageSid")
+    message_id = message_sid(form)
     sender = _field(form, "From", required=True) or ""
     address = normalise_phone(sender)
     if address is None:
@@ -123,9 +143,7 @@ def parse_inbound(form: Mapping[str, str]) -> InboundMessage:
 
 
 def parse_status(form: Mapping[str, str]) -> StatusCallback:
-    message_id = _field(form, "MessageSid") or _field(form, "SmsSid")
-    if not message_id:
-        raise MalformedRequest("missing MessageSid")
+    message_id = message_sid(form)
     recipient_raw = _field(form, "To", required=True) or ""
     recipient = normalise_phone(recipient_raw)
     if recipient is None:

@@ -124,7 +124,8 @@ def list_feedback() -> Response:
 def _review_json(item: ReviewItem) -> dict:
     return {"id": item.id, "channel": item.channel, "address": item.address, "text": item.text,
             "message_id": item.message_id, "received_at": iso(item.received_at), "status": item.status,
-            "decided_by": item.decided_by, "decided_at": iso(item.decided_at) if item.decided_at else None}
+            "decided_by": item.decided_by, "decided_at": iso(item.decided_at) if item.decided_at else None,
+            "reason": item.reason, "config_version": item.config_version}
 
 
 @bp.get("/review")
