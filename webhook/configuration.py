@@ -102,7 +102,7 @@ class KeywordConfigs:
         if version.number != self.version.number:
             self._state = (version, config_of(version))
 
-    def save(self, document: dict[str, Any] | None, *, yaml_text: str | None = None, source: str, author: str | None, note: str | None = None) -> tuple[KeywordVersion, bool]:
+    def save(self, document: Any, *, yaml_text: str | None = None, source: str, author: str | None, note: str | None = None) -> tuple[KeywordVersion, bool]:
         """Validate and save a new version (a document, or YAML text). Returns it and whether
         it is new (an unchanged document keeps the current version).
 

@@ -20,6 +20,7 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
 
 from webhook.matching import ChannelIndex, build_index, normalise
 
@@ -27,6 +28,10 @@ CHANNEL_TYPES = ("sms", "whatsapp", "email")
 INTENTS = ("opt_out", "opt_in", "help")
 MAX_REPLY_LENGTH = 320
 MAX_DOCUMENT_BYTES = 512 * 1024
+# What a stored version may weigh as JSON, and how deep a document may nest (the real one
+# nests five levels). Checked before anything else is built from the input.
+MAX_STORED_BYTES = 1024 * 1024
+MAX_DEPTH = 12
 PLACEHOLDERS = frozenset({"brand", "support"})
 # Carriers (CTIA) expect these on every SMS program.
 SMS_REQUIRED = {"opt_out": "STOP", "opt_in": "START", "help": "HELP"}
@@ -372,7 +377,10 @@ def parse_document(document: Any, source: str = "keyword configuration", version
     problems.extend(_semantic_problems(model, frozenset(top.channels) - frozenset(channels)))
     if problems:
         raise KeywordConfigError(problems, source)
-    plain = json.loads(json.dumps(document))
+    encoded = json.dumps(document)
+    if len(encoded) > MAX_STORED_BYTES:
+        raise KeywordConfigError([ConfigProblem("", f"the document is larger than {MAX_STORED_BYTES // 1024} KiB")], source)
+    plain = json.loads(encoded)
     return KeywordConfig(plain, model, version or config_version(plain))
 
 
@@ -382,13 +390,35 @@ def _yaml_loader() -> YAML:
     return yaml
 
 
+def _check_events(text: str) -> None:
+    """Refuse anchors, aliases and deep nesting from the parser's own events, before the
+    document is built: an alias can expand a few KiB into megabytes (a "billion laughs"),
+    whatever the anchor is named, and the loader's time grows with the square of the depth.
+    Raises KeywordConfigError (YAMLError for text that is not YAML)."""
+    depth = 0
+    for event in _yaml_loader().parse(io.StringIO(text)):
+        if isinstance(event, AliasEvent) or (isinstance(event, NodeEvent) and event.anchor is not None):
+            raise KeywordConfigError([ConfigProblem(
+                "", "YAML anchors and aliases (&name, *name) are not allowed; write each list out"
+            )])
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise KeywordConfigError([ConfigProblem("", f"the document nests deeper than {MAX_DEPTH} levels")])
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+
+
 def parse_yaml(text: str, source: str = "keyword configuration") -> KeywordConfig:
-    """Parse YAML text and validate it. Aliases are refused (no billion-laughs documents)."""
-    if len(text.encode("utf-8")) > MAX_DOCUMENT_BYTES:
+    """Parse YAML text and validate it. Anchors and aliases are refused (no billion-laughs
+    documents), and so are documents over MAX_DOCUMENT_BYTES or nested deeper than MAX_DEPTH."""
+    if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8")) > MAX_DOCUMENT_BYTES:
         raise KeywordConfigError([ConfigProblem("", f"the document is larger than {MAX_DOCUMENT_BYTES // 1024} KiB")], source)
-    if re.search(r"(^|[\s\[{,:-])\*[A-Za-z0-9_-]", text):
-        raise KeywordConfigError([ConfigProblem("", "YAML aliases (*name) are not allowed; write each list out")], source)
     try:
+        try:
+            _check_events(text)
+        except KeywordConfigError as error:
+            raise KeywordConfigError(error.problems, source) from None
         document = _yaml_loader().load(io.StringIO(text))
     except YAMLError as error:
         where = ""

@@ -132,7 +132,8 @@ def parse_inbound(form: Mapping[str, str]) -> InboundMessage:
     return InboundMessage(
         channel_type="whatsapp" if sender.lower().startswith(WHATSAPP_PREFIX) else "sms",
         address=address,
-        body=form.get("Body") or "",
+        # Twilio's bodies are at most 1,600 characters; nothing longer is matched or stored.
+        body=(form.get("Body") or "")[:MAX_FIELD],
         message_id=message_id,
         to=normalise_phone(to_raw) if to_raw else None,
         messaging_service_sid=_field(form, "MessagingServiceSid"),

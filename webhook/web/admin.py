@@ -26,6 +26,7 @@ from webhook.web import services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE_SIZE = 50
+MAX_TRY_TEXT = 1600  # a message's length (Twilio): the Try box matches no more
 CSV_LIMIT = 100_000
 PUBLIC_ENDPOINTS = {"admin.login"}
 
@@ -52,10 +53,38 @@ def security_headers(response: Response) -> Response:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path inside /admin: never an open redirect."""
-    if target and target.startswith("/admin") and not urlsplit(target).netloc and not target.startswith("//"):
+    """Only a path inside /admin: never an open redirect, never a header split by CR/LF
+    (or any other control character or space). The default is the dashboard."""
+    if (target and target.startswith("/admin") and not target.startswith("//") and len(target) <= 2000
+            and target.isprintable() and " " not in target and not urlsplit(target).netloc):
         return target
-    return url_for("admin.contacts")
+    return url_for("admin.dashboard")
+
+
+MAX_PAGE = 1_000_000
+
+
+def page_arg() -> int:
+    """The ``page`` query parameter: 1 without it, 400 unless a whole number from 1 to MAX_PAGE."""
+    raw = request.args.get("page", "1").strip() or "1"
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 7 and 1 <= int(raw) <= MAX_PAGE):
+        abort(400, description=f"page must be a whole number from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+def day_arg(name: str, *, plus: int = 0) -> datetime | None:
+    """A YYYY-MM-DD query parameter as midnight UTC (None when empty); 400 when it is not a
+    date between 1970 and 9000 (so adding a day can never overflow)."""
+    value = request.args.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        moment = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        abort(400, description=f"{name} must be a date like 2026-11-26")
+    if not 1970 <= moment.year <= 9000:
+        abort(400, description=f"{name} must be a date between 1970 and 9000")
+    return moment + timedelta(days=plus)
 
 
 class FailedSignIns:
@@ -197,7 +226,7 @@ def keyword_edit(channel: str, language: str):
                 flash(f"Saved as version {version.number}." if created else "Nothing changed.")
                 return redirect(url_for("admin.keyword_edit", channel=channel, language=language))
         else:  # try a message under the proposed configuration, without saving
-            text = request.form.get("text", "")
+            text = request.form.get("text", "")[:MAX_TRY_TEXT]
             try:
                 proposed_config = parse_document(proposed)
             except KeywordConfigError as error:
@@ -280,20 +309,13 @@ def set_contact_status(channel: str, address: str):
 # -- events ----------------------------------------------------------------------
 
 def _filters() -> tuple[EventFilter, dict[str, str]]:
-    args = {name: request.args.get(name, "").strip() for name in ("channel", "action", "source", "from", "to")}
-
-    def day(value: str, plus: int = 0) -> datetime | None:
-        try:
-            return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc) + timedelta(days=plus)
-        except ValueError:
-            return None
-
+    args = {name: request.args.get(name, "").strip()[:100] for name in ("channel", "action", "source", "from", "to")}
     return EventFilter(
         channel=args["channel"] or None,
         action=args["action"] or None,
         source=args["source"] or None,
-        since=day(args["from"]),
-        until=day(args["to"], plus=1),  # the "to" day is included
+        since=day_arg("from"),
+        until=day_arg("to", plus=1),  # the "to" day is included
     ), args
 
 
@@ -301,7 +323,7 @@ def _filters() -> tuple[EventFilter, dict[str, str]]:
 def events():
     svc = services()
     filters, args = _filters()
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = page_arg()
     found, total = svc.store.events(filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     pages = max(1, -(-total // PAGE_SIZE))
     return render_template(

@@ -13,7 +13,7 @@ from webhook import consent
 from webhook.domain import utcnow
 from webhook.store import ErasureKeyMismatch
 from webhook.web import services
-from webhook.web.admin import bp
+from webhook.web.admin import bp, page_arg
 from webhook.web.api_data import stats_report
 from webhook.web.charts import daily_bars, horizontal_bars
 
@@ -83,7 +83,7 @@ def review():
     status = request.args.get("status", "open")
     if status not in ("open", "confirmed", "dismissed"):
         status = "open"
-    page = max(1, request.args.get("page", type=int) or 1)
+    page = page_arg()
     items, total = services().store.review_items(status, REVIEW_PAGE, (page - 1) * REVIEW_PAGE)
     return render_template("admin/review.html", items=items, total=total, status=status, page=page,
                            pages=max(1, -(-total // REVIEW_PAGE)))

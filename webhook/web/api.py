@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from ruamel.yaml import YAML
 
-from webhook import consent
+from webhook import bounded_json, consent
 from webhook.addresses import normalise_email
 from webhook.domain import ConsentEvent, iso
 from webhook.email_tokens import list_unsubscribe_headers, make_token, unsubscribe_url
@@ -62,8 +62,20 @@ def require_admin_token() -> Response | None:
     return None
 
 
+def json_payload() -> object | None:
+    """The request's JSON body (None when it is not JSON), nested at most MAX_DEPTH deep (400)."""
+    if not request.is_json:
+        return None
+    try:
+        return bounded_json.loads(request.get_data(as_text=True))
+    except bounded_json.TooDeep as error:
+        abort(400, description=str(error))
+    except ValueError:
+        return None
+
+
 def json_body(model: type[BaseModel]) -> BaseModel:
-    data = request.get_json(silent=True)
+    data = json_payload()
     if data is None:
         abort(400, description="the body must be a JSON object (Content-Type: application/json)")
     try:
@@ -225,7 +237,7 @@ def put_keywords() -> Response:
             text = request.get_data(as_text=True)
             version, created = svc.keywords.save(None, yaml_text=text, source="api", author=author, note=note)
         else:
-            document = request.get_json(silent=True)
+            document = json_payload()
             if document is None:
                 abort(400, description="send the configuration as JSON, or as YAML with Content-Type: application/yaml")
             version, created = svc.keywords.save(document, source="api", author=author, note=note)
