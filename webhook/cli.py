@@ -192,10 +192,11 @@ def migrate() -> None:
 def copy_db(source: str, target: str, batch: int) -> None:
     """Copy every consent event from one database into another, with progress.
 
-    For moving from SQLite to PostgreSQL: the target is migrated first and must hold no
-    events yet; event times, message ids and config versions are kept, and the current
-    statuses are rebuilt from the events. Erased contacts' hashes, campaign messages,
-    reasons and the review queue are copied too. The source is only read.
+    For moving from SQLite to PostgreSQL: the target is migrated first and must be empty
+    (no service started on it yet); event times, message ids and config versions are kept,
+    and the current statuses are rebuilt from the events. Every other table that holds
+    state is copied too: keyword versions (admins' edits and their history), erased
+    contacts' hashes, campaign messages, reasons and the review queue. The source is only read.
 
     Example: unsub copy-db sqlite:///unsub.db postgresql://postgres@127.0.0.1:5432/unsub
     """
@@ -210,14 +211,20 @@ def copy_db(source: str, target: str, batch: int) -> None:
         existing = target_store.event_count()
         if existing:
             _fail(f"the target already holds {existing} consent events; copy into an empty database")
+        held = [table for table in COPY_TABLES if next(target_store.iter_rows(table, 1), None)]
+        if held:
+            # Keyword versions too: copied events name them by number (a service started on
+            # the target has recorded its keywords file as version 1 already).
+            _fail(f"the target already holds {', '.join(t.replace('_', ' ') for t in held)}; copy into a database "
+                  "no service has used yet (create an empty one)")
         total = source_store.event_count()
         copied = 0
         with click.progressbar(length=total, label="copying consent events", file=sys.stderr) as progress:
             for events in source_store.iter_events(batch):
                 copied += target_store.import_events(events)
                 progress.update(len(events))
-        # Erased contacts' hashes (without them they would become sendable), campaign
-        # messages, reasons and the review queue.
+        # Keyword versions, erased contacts' hashes (without them they would become
+        # sendable), campaign messages, reasons and the review queue.
         others = {table: sum(target_store.import_rows(table, rows) for rows in source_store.iter_rows(table, batch))
                   for table in COPY_TABLES}
     except SettingsError as error:

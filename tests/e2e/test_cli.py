@@ -139,12 +139,17 @@ def test_copy_db_moves_every_event_and_refuses_a_full_target(runner, tmp_path, d
     source.record_campaign_messages([CampaignMessage("SMc1", "spring", "sms", "+14155550001", "delivered", start)])
     source.add_feedback(Feedback("email", "bob@example.com", "page", "too_many", start, None))
     source.add_review_item(ReviewItem("sms", "+14155550002", "cancel my order", start, "SMr1"))
+    # Keyword versions: the file read at start-up, then an admin's edit that is running.
+    from webhook.domain import NewKeywordVersion
+
+    source.add_keyword_version(NewKeywordVersion("h1", "{}", "brand: A\n", "file", "deploy"))
+    edited = source.add_keyword_version(NewKeywordVersion("h2", "{}", "brand: B\n", "admin", "ana", "B is better"))
     source.close()
 
     result = runner.invoke(main, ["copy-db", source_url, database_url, "--batch", "60"])
     assert result.exit_code == 0, result.output
     assert "copied 251 of 251 consent events" in result.output
-    assert "1 erased addresses, 1 campaign messages, 1 feedback, 1 review items" in result.output
+    assert "2 keyword versions, 1 erased addresses, 1 campaign messages, 1 feedback, 1 review items" in result.output
     target = open_store(database_url)
     try:
         assert target.event_count() == 251
@@ -157,10 +162,29 @@ def test_copy_db_moves_every_event_and_refuses_a_full_target(runner, tmp_path, d
         assert target.review_items("open")[0][0].text == "cancel my order"
         target.add_review_item(ReviewItem("sms", "+14155550003", "quit it", start, "SMr2"))  # ids go on after the copied
         assert [item.id for item in target.review_items("open")[0]] == [1, 2]
+        # Issue 11 item 9: the admins' edits survive the move, under the same numbers.
+        latest = target.latest_keyword_version()
+        assert (latest.number, latest.yaml, latest.author, latest.note) == (edited.number, "brand: B\n", "ana", "B is better")
+        assert [v.source for v in target.keyword_versions()] == ["admin", "file"]
+        assert target.add_keyword_version(NewKeywordVersion("h3", "{}", "brand: C\n", "api", None)).number == 3
     finally:
         target.close()
     again = runner.invoke(main, ["copy-db", source_url, database_url])
     assert again.exit_code == 1 and "already holds 251 consent events" in again.output
+
+
+def test_copy_db_refuses_a_target_a_service_has_started_on(runner, tmp_path, database_url):
+    from webhook.domain import NewKeywordVersion
+    from webhook.store import open_store
+
+    source_url = f"sqlite:///{tmp_path / 'old.db'}"
+    open_store(source_url).migrate()
+    target = open_store(database_url)
+    target.migrate()
+    target.add_keyword_version(NewKeywordVersion("h1", "{}", "brand: A\n", "file", "deploy"))
+    target.close()
+    result = runner.invoke(main, ["copy-db", source_url, database_url])
+    assert result.exit_code == 1 and "already holds keyword versions" in result.output
 
 
 def test_copy_db_refuses_unknown_schemes(runner):

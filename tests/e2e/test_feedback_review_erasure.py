@@ -6,6 +6,8 @@ import csv
 import io
 import sqlite3
 
+import pytest
+
 from tests.conftest import new_sid
 from webhook.providers.twilio import EMPTY_TWIML
 
@@ -256,3 +258,23 @@ def test_every_csv_export_is_formula_safe_in_every_column(twilio, client, admin_
         cells = [cell for row in csv.reader(io.StringIO(exported)) for cell in row]
         assert any(cell.startswith("'=HYPERLINK") for cell in cells), exported
         assert not [c for c in cells if c[:1] in ("=", "@") or (c[:1] in ("+", "-") and not c[1:].isdigit())]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL's dead rows: docs/security.md
+def test_no_copy_of_an_erased_contact_is_left_in_the_sqlite_files(twilio, client, admin_headers, store):
+    """Issue 11 item 7: deleted rows stayed readable in the -wal file until a checkpoint."""
+    words = "my private reason for leaving"
+    twilio.message(f"STOP {words}", sender=ALICE)
+    twilio.message("Cancel my parcel 4411, it's late", sender=ALICE, whatsapp=True)
+    twilio.message("STOP", sender=BOB)
+    files = [store.path, store.path.with_name(store.path.name + "-wal"), store.path.with_name(store.path.name + "-shm")]
+    assert any(ALICE.encode() in path.read_bytes() for path in files if path.exists())  # the test can fail
+    assert api(client, admin_headers, "DELETE", f"/contacts/{ALICE}").status_code == 200
+    for path in files:
+        if path.exists():
+            content = path.read_bytes()
+            assert ALICE.encode() not in content and ALICE[1:].encode() not in content, path
+            assert words.encode() not in content and b"parcel 4411" not in content, path
+    assert BOB.encode() in store.path.read_bytes()
+    # Explicit, whatever the SQLite build's default (a per-connection setting).
+    assert store.db.conn.execute("PRAGMA secure_delete").fetchone() == (1,)

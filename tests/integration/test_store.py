@@ -249,3 +249,18 @@ def test_events_filtered_newest_first_with_a_total(store):
     assert store.events(EventFilter(source="admin"))[0][0].address == "b@example.com"
     recent, count = store.events(EventFilter(since=now - timedelta(days=2, hours=1), until=now - timedelta(hours=1)))
     assert count == 2 and {e.message_id for e in recent} == {"SMf2", "SMf3"}
+
+
+def test_copy_db_copies_every_table_that_holds_state(store):
+    """Issue 11 item 9: a new table is either copied by copy-db or named as not copied."""
+    from webhook.store import COPY_TABLES, NOT_COPIED
+
+    if store.kind == "sqlite":
+        tables = {row["name"] for row in store._query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    else:
+        with store._connection("list tables") as conn:
+            tables = {row["table_name"] for row in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+                "AND table_type = 'BASE TABLE'")}
+    assert tables == set(COPY_TABLES) | (NOT_COPIED - ({"erasure_in_progress"} if store.kind != "sqlite" else set()))
