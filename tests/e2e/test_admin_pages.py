@@ -102,3 +102,30 @@ def test_sign_in_is_rate_limited_per_client(client, monkeypatch):
     blocked = client.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": token})
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
     assert client.get("/admin/keywords").status_code == 302  # still not signed in
+
+
+def test_the_log_reads_in_event_time_everywhere(signed_in, client, store, admin_headers):
+    """Issue 11 item 13: the events page sorted by recording time but showed event time, and
+    exports put a later-recorded but earlier event after a later one."""
+    from datetime import timedelta
+
+    from webhook.domain import ConsentEvent, utcnow
+
+    now = utcnow().replace(microsecond=0)
+    stop = ConsentEvent("sms", ALICE, "opt_out", "keyword", now - timedelta(hours=1), keyword="STOP")
+    store.record(stop)
+    # Recorded afterwards, but it happened earlier (an import dated the day before), and a tie.
+    store.import_events([
+        ConsentEvent("sms", ALICE, "opt_out", "import", now - timedelta(days=1), reason="list.csv"),
+        ConsentEvent("sms", ALICE, "opt_in", "admin", now - timedelta(hours=1), reason="tie, recorded later"),
+    ])
+    expected = ["import", "keyword", "admin"]  # event time, ties in the order recorded
+    page = signed_in.get("/admin/events").get_data(as_text=True)
+    shown = re.findall(r"<td>(import|keyword|admin)</td>", page)
+    assert shown == expected[::-1], shown  # newest first
+    exported = signed_in.get("/admin/events.csv").get_data(as_text=True).splitlines()[1:]
+    assert [line.split(",")[4] for line in exported] == expected[::-1]
+    record = client.get(f"/api/v1/contacts/{ALICE}/export", headers=admin_headers).json
+    assert [e["source"] for e in record["events"]] == expected
+    history = client.get(f"/api/v1/subscriptions/sms/{ALICE}", headers=admin_headers).json["history"]
+    assert [h["source"] for h in history] == expected
