@@ -36,6 +36,31 @@ PLACEHOLDERS = frozenset({"brand", "support"})
 # Carriers (CTIA) expect these on every SMS program.
 SMS_REQUIRED = {"opt_out": "STOP", "opt_in": "START", "help": "HELP"}
 
+# Words an admin reads in problems (paths stay in ConfigProblem.path for the API).
+INTENT_WORDS = {"opt_out": "opt-out", "opt_in": "opt-in", "help": "help"}
+LANGUAGE_NAMES = {
+    "en": "English", "fr": "French", "es": "Spanish", "pt": "Portuguese", "de": "German", "it": "Italian",
+    "nl": "Dutch", "pl": "Polish", "sv": "Swedish", "da": "Danish", "nb": "Norwegian", "fi": "Finnish",
+    "ca": "Catalan", "ro": "Romanian", "tr": "Turkish", "ar": "Arabic", "zh": "Chinese", "ja": "Japanese",
+    "ko": "Korean", "hi": "Hindi", "ru": "Russian", "uk": "Ukrainian", "el": "Greek", "he": "Hebrew",
+}
+
+
+def language_name(code: str) -> str:
+    """English, French, pt-BR (Portuguese)...: a language code in words, for admins."""
+    base, _, region = code.partition("-")
+    name = LANGUAGE_NAMES.get(base)
+    if name is None:
+        return code
+    return f"{name} ({region})" if region else name
+
+
+def _kind_at(path: str) -> tuple[str, str, str]:
+    """(intent words, "keyword" or "phrase", language) of a channels.X.intent.kind.language.i path."""
+    parts = path.split(".")
+    return INTENT_WORDS.get(parts[2], parts[2]), "phrase" if parts[3] == "phrases" else "keyword", parts[4]
+
+
 LanguageCode = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 MessagingServiceSid = re.compile(r"^MG[0-9a-fA-F]{32}$")
 
@@ -281,7 +306,9 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
                     compact = norm.replace(" ", "")
                     previous = owner.get(compact)
                     if previous and previous[0] != intent:
-                        add(path, f"{word!r} already means {previous[0]} at {previous[1]}; a word can mean one intent per channel")
+                        what, kind, other_language = _kind_at(previous[1])
+                        add(path, f"{word} is already an {what} {kind} in {language_name(other_language)}; "
+                                  "a word can mean only one thing on a channel")
                     elif not previous:
                         owner[compact] = (intent, path)
 
@@ -290,7 +317,8 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
             own = {normalise(w).replace(" ", "") for w in ch.opt_out.keywords.get(language, [])}
             for i, word in enumerate(words):
                 if normalise(word).replace(" ", "") not in own:
-                    add(f"{lpath}.{i}", f"{word!r} is not one of opt_out.keywords.{language}; list it there too")
+                    add(f"{lpath}.{i}", f"{word} is not an opt-out keyword in {language_name(language)}; add it to "
+                                        "the opt-out keywords too (a first word must also opt out alone)")
 
         if ch.type == "sms":
             for intent, word in SMS_REQUIRED.items():
@@ -304,7 +332,8 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
             if intent == "opt_out":
                 needed |= set(ch.opt_out.phrases)
             for language in sorted(needed - set(section.reply)):
-                add(f"{base}.{intent}.reply", f"no {intent} reply for language {language!r}, which has {intent} keywords")
+                add(f"{base}.{intent}.reply", f"there is no {INTENT_WORDS[intent]} reply in {language_name(language)}, "
+                                              f"which has {INTENT_WORDS[intent]} keywords")
             for language, template in section.reply.items():
                 rpath = f"{base}.{intent}.reply.{language}"
                 if language not in seen_lang:

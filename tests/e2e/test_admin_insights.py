@@ -89,7 +89,7 @@ def test_export_and_erase_a_contact_from_the_contacts_page(admin, twilio, status
     lookup = client.get(f"/api/v1/subscriptions/sms/{ALICE}", headers=admin_headers).json
     assert (lookup["status"], lookup["history"]) == ("unsubscribed", [])
     after = admin.get(f"/admin/contacts?q={ALICE}").get_data(as_text=True)
-    assert re.search(r'sms \(sms\): \+14155550401</h2>\s*<p>Status: <strong class="status">unsubscribed</strong>', after)
+    assert re.search(r'SMS: \+14155550401</h2>\s*<p>Status: <strong class="status">unsubscribed</strong>', after)
 
 
 @pytest.mark.slow

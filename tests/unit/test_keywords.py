@@ -40,7 +40,7 @@ def test_duplicate_keyword_across_intents_is_refused():
     d = doc()
     d["channels"]["sms"]["help"]["keywords"]["en"].append("Stop")
     found = problems(d)
-    assert any(path == "channels.sms.help.keywords.en.2" and "already means opt_out" in msg for path, msg in found)
+    assert any(path == "channels.sms.help.keywords.en.2" and "already an opt-out keyword in English" in msg for path, msg in found)
 
 
 def test_empty_and_long_replies_are_refused():

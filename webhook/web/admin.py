@@ -20,11 +20,40 @@ from werkzeug.wrappers import Response as BaseResponse
 from webhook import consent
 from webhook.addresses import normalise_address
 from webhook.csv_safe import SafeWriter
-from webhook.domain import EventFilter, iso
-from webhook.keywords import INTENTS, KeywordConfigError, parse_document
+from webhook.domain import SOURCES, EventFilter, iso
+from webhook.keywords import INTENTS, KeywordConfigError, language_name, parse_document
 from webhook.web import services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+CHANNEL_TYPE_WORDS = {"sms": "SMS", "whatsapp": "WhatsApp", "email": "E-mail"}
+# The e-mail page's reason codes (webhook/web/email.py REASONS) and sources, in an admin's words.
+REASON_WORDS = {"too_many": "Too many e-mails", "not_relevant": "Not relevant", "never_signed_up": "Never signed up",
+                "other": "Other"}
+SOURCE_WORDS = {"keyword": "message", "carrier": "carrier block", "admin": "admin", "import": "imported list",
+                "one_click": "e-mail one-click", "page": "e-mail page", "inbound_mail": "e-mail reply"}
+
+
+@bp.app_template_filter("channel_label")
+def channel_label(name: str, channel_type: str) -> str:
+    """"SMS" for the default sms channel, "brand-b (SMS)" for a named one: never "sms (sms)"."""
+    words = CHANNEL_TYPE_WORDS.get(channel_type, channel_type)
+    return words if name == channel_type else f"{name} ({words})"
+
+
+@bp.app_template_filter("reason_words")
+def reason_words(text: str | None) -> str:
+    """A stored reason with the e-mail page's code in words ("too_many: daily" -> "Too many e-mails: daily")."""
+    if not text:
+        return ""
+    code, sep, rest = text.partition(":")
+    if code in REASON_WORDS:
+        return REASON_WORDS[code] + (f":{rest}" if sep else "")
+    return text
+
+
+@bp.app_template_filter("source_words")
+def source_words(source: str | None) -> str:
+    return SOURCE_WORDS.get(source or "", (source or "").replace("_", " "))
 PAGE_SIZE = 50
 MAX_TRY_TEXT = 1600  # a message's length (Twilio): the Try box matches no more
 CSV_LIMIT = 100_000
@@ -203,6 +232,41 @@ def _fields(document: dict, channel: str, language: str) -> dict[str, str]:
     return out
 
 
+FIELD_LABELS = {
+    "opt_out_keywords": "Opt-out keywords", "first_word": "First words", "phrases": "Opt-out phrases",
+    "opt_out_reply": "Opt-out reply", "opt_in_keywords": "Opt-in keywords", "opt_in_reply": "Opt-in reply",
+    "help_keywords": "Help keywords", "help_reply": "Help reply",
+}
+
+
+def _field_of(path: str, channel: str, language: str) -> str | None:
+    """The form field a problem's path points at, when it is one of this page's fields."""
+    parts = path.split(".")
+    if parts[:2] != ["channels", channel] or len(parts) < 4 or parts[2] not in INTENTS:
+        return None
+    intent, kind = parts[2], parts[3]
+    if kind == "reply":
+        return f"{intent}_reply" if len(parts) == 4 or parts[4] == language else None
+    if len(parts) < 5 or parts[4] != language:
+        return None
+    if kind == "keywords":
+        return f"{intent}_keywords"
+    return kind if intent == "opt_out" and kind in ("first_word", "phrases") else None
+
+
+def _problems_by_field(problems: list, channel: str, language: str) -> tuple[dict[str, list[str]], list[str]]:
+    """Each problem beside its field; the others (another language, the whole document) apart."""
+    by_field: dict[str, list[str]] = {}
+    others: list[str] = []
+    for problem in problems:
+        field = _field_of(problem.path, channel, language)
+        if field is None:
+            others.append(problem.message)
+        else:
+            by_field.setdefault(field, []).append(problem.message)
+    return by_field, others
+
+
 @bp.route("/keywords/<channel>/<language>", methods=["GET", "POST"])
 def keyword_edit(channel: str, language: str):
     svc = services()
@@ -235,8 +299,10 @@ def keyword_edit(channel: str, language: str):
                 result = consent.dry_run(proposed_config.channels[channel], text)
                 tried = {"text": text, "match": result.match, "reply": result.reply,
                          "review_reason": result.decision.review_reason}
+    field_errors, other_errors = _problems_by_field(errors, channel, language)
     return render_template(
         "admin/keyword_edit.html", channel=channel, language=language, fields=fields, errors=errors, tried=tried,
+        field_errors=field_errors, other_errors=other_errors, labels=FIELD_LABELS, language_name=language_name(language),
         version=svc.keywords.version, channel_type=document["channels"][channel]["type"],
     ), status
 
@@ -288,7 +354,8 @@ def contacts():
                 "subscription": found.subscription,
                 "history": found.history[::-1],
             })
-    return render_template("admin/contacts.html", query=query, results=results, searched=bool(query))
+    return render_template("admin/contacts.html", query=query, results=results, searched=bool(query),
+                           region=svc.settings.default_region)
 
 
 @bp.post("/contacts/<channel>/<path:address>")
@@ -328,7 +395,7 @@ def events():
     pages = max(1, -(-total // PAGE_SIZE))
     return render_template(
         "admin/events.html", events=found, total=total, page=page, pages=pages, args=args,
-        channels=list(svc.config.channels), sources=("keyword", "carrier", "admin", "import", "one_click", "page", "inbound_mail"),
+        channels=list(svc.config.channels), sources=SOURCES,
     )
 
 

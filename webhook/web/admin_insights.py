@@ -10,6 +10,7 @@ from flask import Response, abort, flash, redirect, render_template, request, se
 from markupsafe import Markup
 
 from webhook import consent
+from webhook.analytics import LABELS
 from webhook.domain import utcnow
 from webhook.store import ErasureKeyMismatch
 from webhook.web import services
@@ -74,6 +75,7 @@ def dashboard():
     report = stats_report(since, until, channel)
     return render_template(
         "admin/dashboard.html", report=report, charts=_charts(report, since.date(), until.date()), days=days,
+        labels=LABELS,
         periods=PERIODS, channel=channel, channels=sorted(svc.config.channels),
     )
 
