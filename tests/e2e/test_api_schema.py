@@ -3,9 +3,16 @@ conform to the document, on generated inputs for every operation."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-schemathesis = pytest.importorskip("schemathesis")
+try:
+    import schemathesis
+except ImportError:  # the test extras are not installed: say so; in CI (.ci/run) that is a failure
+    if os.environ.get("UNSUB_REQUIRE_SCHEMA"):
+        raise
+    pytest.skip("the schema test needs schemathesis: pip install '.[test]'", allow_module_level=True)
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi import checks as openapi_checks  # noqa: E402

@@ -1,4 +1,5 @@
-"""One contract for every Store: run against SQLite, and PostgreSQL when configured."""
+"""One contract for every Store: run against SQLite, and PostgreSQL when configured; the core of
+it (``contract_store``) also against the in-memory FakeStore the unit tests use, so it cannot drift."""
 
 from __future__ import annotations
 
@@ -21,6 +22,17 @@ def store(database_url):
     store.close()
 
 
+@pytest.fixture(params=["database", "fake"])
+def contract_store(request, database_url):
+    """Every real backend, and FakeStore (once per backend run: it is the same fake)."""
+    if request.param == "fake":
+        from tests.unit.fakes import FakeStore
+
+        yield FakeStore()
+        return
+    yield request.getfixturevalue("store")
+
+
 def event(action="opt_out", *, sid=None, at=None, channel="sms", address=ALICE, **extra) -> ConsentEvent:
     return ConsentEvent(channel=channel, address=address, action=action, source="keyword", occurred_at=at or utcnow(), message_id=sid,
                         dedupe_key=dedupe_key("twilio", sid), **extra)
@@ -30,12 +42,14 @@ def test_migrations_are_idempotent(store):
     assert store.migrate() == []
 
 
-def test_unknown_until_first_event(store):
+def test_unknown_until_first_event(contract_store):
+    store = contract_store
     assert store.subscription("sms", ALICE) is None
     assert store.history("sms", ALICE) == []
 
 
-def test_record_sets_status_and_keeps_history(store):
+def test_record_sets_status_and_keeps_history(contract_store):
+    store = contract_store
     first = store.record(event("opt_out", sid="SM1", keyword="STOP", language="en", match_kind="keyword", raw_text="STOP", config_version="v1"))
     assert (first.created, first.status) == (True, "unsubscribed")
     store.record(event("opt_in", sid="SM2"))
@@ -48,27 +62,31 @@ def test_record_sets_status_and_keeps_history(store):
     assert saved.occurred_at.tzinfo is not None and saved.recorded_at is not None
 
 
-def test_channels_are_independent(store):
+def test_channels_are_independent(contract_store):
+    store = contract_store
     store.record(event("opt_out", channel="sms"))
     assert store.subscription("whatsapp", ALICE) is None
-    assert store.unsubscribed_among("sms", [ALICE]) == {ALICE}
-    assert store.unsubscribed_among("whatsapp", [ALICE]) == set()
+    assert store.statuses_among("sms", [ALICE]) == {ALICE: "unsubscribed"}
+    assert store.statuses_among("whatsapp", [ALICE]) == {}
 
 
-def test_duplicate_message_id_records_once(store):
+def test_duplicate_message_id_records_once(contract_store):
+    store = contract_store
     assert store.record(event(sid="SMdup")).created
     again = store.record(event("opt_in", sid="SMdup"))
     assert (again.created, again.status) == (False, "unsubscribed")
     assert store.event_count() == 1
 
 
-def test_events_without_message_id_never_conflict(store):
+def test_events_without_message_id_never_conflict(contract_store):
+    store = contract_store
     store.record(event(sid=None))
     store.record(event(sid=None))
     assert store.event_count() == 2
 
 
-def test_older_event_does_not_override_newer_status(store):
+def test_older_event_does_not_override_newer_status(contract_store):
+    store = contract_store
     now = utcnow()
     store.record(event("opt_out", sid="SMnew", at=now))
     result = store.record(event("opt_in", sid="SMold", at=now - timedelta(days=1)))
@@ -112,11 +130,27 @@ def test_concurrent_events_leave_status_equal_to_latest_event(store, database_ur
     assert store.subscription("sms", ALICE).status == {"opt_out": "unsubscribed", "opt_in": "subscribed"}[latest.action]
 
 
-def test_unsubscribed_among_many(store):
+def test_statuses_among_many(contract_store):
+    store = contract_store
     numbers = [f"+1415555{i:04d}" for i in range(1200)]
     for n in numbers[::3]:
         store.record(event(address=n))
-    assert store.unsubscribed_among("sms", numbers + ["+14155559999"]) == set(numbers[::3])
+    store.record(event("opt_in", address=numbers[1]))
+    found = store.statuses_among("sms", numbers + ["+14155559999"])
+    assert found == {n: "unsubscribed" for n in numbers[::3]} | {numbers[1]: "subscribed"}
+
+
+def test_an_unchanged_status_records_nothing_when_asked(contract_store):
+    store = contract_store
+    first = store.record(event(), only_if_changes=True)
+    assert (first.created, first.previous, first.status, first.skipped) == (True, "unknown", "unsubscribed", None)
+    again = store.record(event(), only_if_changes=True)
+    assert (again.created, again.status, again.skipped) == (False, "unsubscribed", "unchanged")
+    assert store.import_events([event(), event("opt_in")], only_if_changes=True) == 1
+    assert [e.action for e in store.history("sms", ALICE)] == ["opt_out", "opt_in"]
+    assert store.record(event("opt_in", sid="SMdupkey")).created
+    repeat = store.record(event("opt_out", sid="SMdupkey"))
+    assert (repeat.created, repeat.skipped, repeat.status) == (False, "duplicate", "subscribed")
 
 
 def test_log_is_append_only(store):
@@ -136,7 +170,8 @@ def test_log_is_append_only(store):
     assert store.history("sms", ALICE)[0].action == "opt_out"
 
 
-def test_text_with_nul_and_unicode_round_trips(store):
+def test_text_with_nul_and_unicode_round_trips(contract_store):
+    store = contract_store
     store.record(event(sid="SMtext", raw_text="STOP 🛑 ＳＴＯＰ مرحبا"))
     assert store.history("sms", ALICE)[0].raw_text == "STOP 🛑 ＳＴＯＰ مرحبا"
 
@@ -155,7 +190,8 @@ def test_unreachable_sqlite_database_is_unavailable(tmp_path):
         store.record(event())
 
 
-def test_import_keeps_times_skips_repeats_and_respects_newer_status(store):
+def test_import_keeps_times_skips_repeats_and_respects_newer_status(contract_store):
+    store = contract_store
     now = utcnow()
     store.record(event("opt_out", sid="SMlive", at=now))
     older = [
@@ -170,7 +206,8 @@ def test_import_keeps_times_skips_repeats_and_respects_newer_status(store):
     assert (first.message_id, first.recorded_at) == ("SMimp1", now - timedelta(days=3))
 
 
-def test_iter_events_in_recorded_order(store):
+def test_iter_events_in_recorded_order(contract_store):
+    store = contract_store
     for i in range(25):
         store.record(event(sid=f"SMit{i}", address=f"+1415555{i:04d}"))
     batches = list(store.iter_events(batch=10))

@@ -75,9 +75,6 @@ class Store(Protocol):
     def history(self, channel: str, address: str, limit: int = 100) -> list[ConsentEvent]:
         """Events for one channel and address, oldest first."""
 
-    def unsubscribed_among(self, channel: str, addresses: Iterable[str]) -> set[str]:
-        """Which of these (normalised) addresses are unsubscribed on the channel."""
-
     def event_count(self, since: datetime | None = None) -> int: ...
 
     def events(self, filters: EventFilter, limit: int = 50, offset: int = 0) -> tuple[list[ConsentEvent], int]:

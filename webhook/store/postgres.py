@@ -370,9 +370,6 @@ class PostgresStore:
                 found.extend(conn.execute(sql, (_clean(channel), wanted[start:start + CHUNK])).fetchall())
         return found
 
-    def unsubscribed_among(self, channel: str, addresses: Iterable[str]) -> set[str]:
-        return {address for address, status in self.statuses_among(channel, addresses).items() if status == "unsubscribed"}
-
     def iter_events(self, batch: int = 1000) -> Iterator[list[ConsentEvent]]:
         """Every event in the order it was recorded, in batches (for copies and exports)."""
         last = 0

@@ -263,9 +263,6 @@ class SQLiteStore:
         for start in range(0, len(wanted), CHUNK):
             yield from self._query(sql, (channel, _json_list(wanted[start:start + CHUNK])))
 
-    def unsubscribed_among(self, channel: str, addresses: Iterable[str]) -> set[str]:
-        return {address for address, status in self.statuses_among(channel, addresses).items() if status == "unsubscribed"}
-
     def event_count(self, since: datetime | None = None) -> int:
         if since is None:
             rows = self._query("SELECT count(*) AS n FROM consent_events")
