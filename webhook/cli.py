@@ -221,10 +221,11 @@ def copy_db(source: str, target: str, batch: int) -> None:
         copied = 0
         with click.progressbar(length=total, label="copying consent events", file=sys.stderr) as progress:
             for events in source_store.iter_events(batch):
-                copied += target_store.import_events(events)
+                copied += target_store.copy_events(events)
                 progress.update(len(events))
         # Keyword versions, erased contacts' hashes (without them they would become
-        # sendable), campaign messages, reasons and the review queue.
+        # sendable), campaign messages, reasons, the review queue, webhook endpoints and the
+        # outbox (pending deliveries included: a move loses no announcement).
         others = {table: sum(target_store.import_rows(table, rows) for rows in source_store.iter_rows(table, batch))
                   for table in COPY_TABLES}
     except SettingsError as error:

@@ -259,3 +259,97 @@ class RawStats:
     feedback: list[Feedback]  # newest first, bounded
     feedback_total: int
     review_open: int
+
+
+# -- the outbox: consent webhooks (and, later, provider replies and forwards) ------------------
+
+DELIVERY_STATES = ("pending", "delivered", "failed")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A consent webhook endpoint. ``secret`` (whsec_...) signs its deliveries; the API shows it once."""
+
+    id: int
+    url: str
+    description: str
+    enabled: bool
+    created_at: datetime
+    secret: str = field(repr=False, default="")
+    disabled_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery a worker holds for one attempt (its lease runs until ``claimed_until``)."""
+
+    id: int
+    lane: str  # deliveries of one lane and one address go out in order
+    kind: str  # webhook
+    webhook_id: str  # the same on every attempt
+    event_type: str | None
+    attempts: int  # counting this one
+    target: str  # the URL it goes to
+    secret: str = field(repr=False, default="")
+    body: str | None = None  # None: built from the event at its first attempt, then kept
+    endpoint_id: int | None = None
+    event_id: int | None = None
+    address: str | None = None
+    status_after: str | None = None
+    previous_status: str | None = None
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt did, and what happens to the delivery next.
+
+    ``outcome``: delivered, retry (at ``next_attempt_at``), failed (no attempt left, or the
+    endpoint answered 410 Gone: ``disable_endpoint``), or released (not attempted: the
+    worker is stopping; no attempt is counted)."""
+
+    delivery_id: int
+    outcome: str
+    attempted_at: datetime
+    worker: str
+    status_code: int | None = None
+    duration_ms: int | None = None
+    excerpt: str = ""
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    body: str | None = None  # the body sent, kept so that every attempt sends the same one
+    disable_endpoint: bool = False
+
+
+@dataclass(frozen=True)
+class Attempt:
+    attempted_at: datetime
+    status_code: int | None
+    duration_ms: int | None
+    excerpt: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery as the API and the admin page show it."""
+
+    id: int
+    endpoint_id: int | None
+    webhook_id: str
+    event_type: str | None
+    state: str
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    body: str | None
+    log: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    pending: int
+    oldest_due_seconds: float  # how long the oldest due delivery has waited (0 when none is due)
+    failed: int = 0

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 from webhook.domain import (
+    AttemptResult,
+    Backlog,
     CampaignMessage,
+    ClaimedDelivery,
     ConsentEvent,
+    Delivery,
+    Endpoint,
     Erasure,
     EventFilter,
     Feedback,
@@ -20,6 +26,9 @@ from webhook.domain import (
     Subscription,
     Suppression,
 )
+
+if TYPE_CHECKING:
+    from webhook.outbox import EventFacts
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -173,6 +182,57 @@ class Store(Protocol):
         the latest delivered campaign message within ``window`` before them), per keyword
         and per match kind, plus recent feedback."""
 
+    def copy_events(self, events: list[ConsentEvent]) -> int:
+        """Add events copied from another database (copy-db) under their own ids, times and
+        keys; statuses follow; nothing is announced. Returns how many were added."""
+
+    # -- the outbox (webhook/store/*_outbox.py) -------------------------------------------
+
+    def create_endpoint(self, url: str, description: str, secret: str) -> Endpoint: ...
+
+    def endpoints(self) -> list[Endpoint]: ...
+
+    def endpoint(self, endpoint_id: int) -> Endpoint | None: ...
+
+    def delete_endpoint(self, endpoint_id: int) -> bool:
+        """Delete an endpoint and its deliveries."""
+
+    def set_endpoint_enabled(self, endpoint_id: int, enabled: bool, reason: str | None = None) -> Endpoint | None: ...
+
+    def queue_ping(self, endpoint_id: int) -> int | None:
+        """Queue a ``ping`` to one endpoint (an admin's test); its delivery id, None without the endpoint."""
+
+    def claim_deliveries(self, worker: str, *, per_lane: int, limit: int, lease: timedelta,
+                         busy_lanes: list[str]) -> list[ClaimedDelivery]:
+        """Claim due deliveries for ``lease``: at most ``per_lane`` of each lane outside
+        ``busy_lanes``, ``limit`` in all, only the first pending one of each contact on a lane,
+        never one another worker holds. Each claim counts an attempt."""
+
+    def finish_attempts(self, results: list[AttemptResult]) -> None:
+        """Record attempts and move their deliveries on, in one transaction (a result of a
+        worker whose claim was taken over meanwhile is logged but moves nothing)."""
+
+    def release_claims(self, worker: str) -> int:
+        """Give back a stopping worker's claims that were not attempted."""
+
+    def next_due_at(self) -> datetime | None: ...
+
+    def outbox_backlog(self) -> Backlog: ...
+
+    def deliveries(self, endpoint_id: int, limit: int = 50, offset: int = 0) -> list[Delivery]:
+        """An endpoint's deliveries, newest first, with their attempts."""
+
+    def delivery(self, delivery_id: int) -> Delivery | None: ...
+
+    def retry_delivery(self, delivery_id: int) -> bool:
+        """Send a failed delivery again now; False unless it is a failed one."""
+
+    def event_facts(self, event_id: int, window: timedelta) -> EventFacts | None:
+        """What a consent webhook says about an event (the attributed campaign included)."""
+
+    def outbox_changes(self, stop: threading.Event) -> Iterator[None]:
+        """Yields whenever a delivery may have been queued (for the worker's wake-ups)."""
+
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
 
@@ -192,31 +252,51 @@ REVIEW_COLUMNS = (
 )
 # Tables that hold an address; an erasure deletes from each (fixed names, never input).
 ADDRESS_TABLES = ("subscriptions", "consent_events", "campaign_messages", "feedback", "review_items")
-# Tables `unsub copy-db` copies besides the consent log: (columns, key columns, time columns),
-# in the order they are copied. Fixed names, never input. A test lists the tables of both
-# backends and fails when one holds state and is neither here nor in NOT_COPIED.
-COPY_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] = {
+# Tables `unsub copy-db` copies besides the consent log: (columns, key columns, time columns,
+# true/false columns), in the order they are copied. Fixed names, never input. A test lists
+# the tables of both backends and fails when one holds state and is neither here nor in NOT_COPIED.
+COPY_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[str], frozenset[str]]] = {
     # Keyword versions first: copied events name them (config_version) by number. The
     # latest version that came from the file is also the "file last read" marker.
     "keyword_versions": (
         ("id", "content_hash", "document", "yaml", "source", "author", "note", "diff", "created_at"),
-        ("id",), frozenset({"created_at"}),
+        ("id",), frozenset({"created_at"}), frozenset(),
     ),
-    "erased_addresses": (("channel", "address_hash", "erased_at"), ("channel", "address_hash"), frozenset({"erased_at"})),
+    "erased_addresses": (("channel", "address_hash", "erased_at"), ("channel", "address_hash"), frozenset({"erased_at"}),
+                         frozenset()),
     "campaign_messages": (
         ("message_id", "campaign", "channel", "address", "status", "stage", "sent_at", "delivered_at", "updated_at"),
-        ("message_id",), frozenset({"sent_at", "delivered_at", "updated_at"}),
+        ("message_id",), frozenset({"sent_at", "delivered_at", "updated_at"}), frozenset(),
     ),
     "feedback": (("id", "channel", "address", "kind", "text", "message_id", "received_at", "dedupe_key"), ("id",),
-                 frozenset({"received_at"})),
+                 frozenset({"received_at"}), frozenset()),
     "review_items": (
         ("id", "channel", "address", "text", "message_id", "received_at", "status", "decided_by", "decided_at",
          "dedupe_key", "config_version", "reason"),
-        ("id",), frozenset({"received_at", "decided_at"}),
+        ("id",), frozenset({"received_at", "decided_at"}), frozenset(),
     ),
-    "erasure_key": (("id", "fingerprint"), ("id",), frozenset()),
+    "erasure_key": (("id", "fingerprint"), ("id",), frozenset(), frozenset()),
+    # Endpoints with their secrets (the copy moves one installation), and the outbox with its
+    # pending deliveries, so a move loses no announcement.
+    "webhook_endpoints": (
+        ("id", "url", "description", "secret", "enabled", "disabled_reason", "created_at"), ("id",),
+        frozenset({"created_at"}), frozenset({"enabled"}),
+    ),
+    "outbox": (
+        ("id", "lane", "endpoint_id", "kind", "webhook_id", "event_type", "event_id", "address", "previous_status",
+         "status_after", "target", "body", "blank_when_done", "state", "attempts", "next_attempt_at", "claimed_by",
+         "claimed_until", "created_at", "finished_at", "last_status", "last_error"),
+        ("id",), frozenset({"next_attempt_at", "claimed_until", "created_at", "finished_at"}),
+        frozenset({"blank_when_done"}),
+    ),
+    "outbox_attempts": (
+        ("id", "outbox_id", "attempted_at", "worker", "status_code", "duration_ms", "response_excerpt", "error"),
+        ("id",), frozenset({"attempted_at"}), frozenset(),
+    ),
 }
-IDENTITY_TABLES = frozenset({"keyword_versions", "feedback", "review_items"})  # ids the database hands out
+# Ids the database hands out (kept as they were; later rows get ids after them).
+IDENTITY_TABLES = frozenset({"keyword_versions", "feedback", "review_items", "webhook_endpoints", "outbox",
+                             "outbox_attempts"})
 # Tables copy-db does not copy row by row: the log is copied as events (statuses are
 # rebuilt from them), and the rest is bookkeeping of the database itself.
 NOT_COPIED = frozenset({"consent_events", "subscriptions", "schema_migrations", "erasure_in_progress"})

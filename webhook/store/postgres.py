@@ -29,6 +29,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from webhook.domain import (
+    STATUS_OF_ACTION,
     CampaignMessage,
     ConsentEvent,
     Erasure,
@@ -62,6 +63,7 @@ from webhook.store import (
     review_from_row,
     version_from_row,
 )
+from webhook.store.postgres_outbox import PostgresOutbox, queue_erased_deliveries
 
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
@@ -207,7 +209,7 @@ def _configure(conn: psycopg.Connection) -> None:
     conn.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
 
 
-class PostgresStore:
+class PostgresStore(PostgresOutbox):
     kind = "postgresql"
 
     def __init__(self, database_url: str) -> None:
@@ -334,6 +336,41 @@ class PostgresStore:
             with conn.transaction():
                 for event in events:
                     added += _append(conn, event, event.recorded_at, only_if_changes).created
+        return added
+
+    def copy_events(self, events: list[ConsentEvent]) -> int:
+        """Add events copied from another database (copy-db) under their own ids, times and keys;
+        statuses follow; nothing is announced (the copy carries the source's outbox)."""
+        added = 0
+        with self._connection("copy consent events") as conn:
+            with conn.transaction():
+                for event in events:
+                    row = conn.execute(
+                        "INSERT INTO consent_events (id, channel, address, action, source, keyword, language, match_kind, "
+                        "raw_text, message_id, dedupe_key, config_version, reason, occurred_at, recorded_at) "
+                        "OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT DO NOTHING RETURNING id",
+                        (event.id, _clean(event.channel), _clean(event.address), event.action, _clean(event.source),
+                         _clean(event.keyword), _clean(event.language), _clean(event.match_kind), _clean(event.raw_text),
+                         _clean(event.message_id), _clean(event.dedupe_key), _clean(event.config_version),
+                         _clean(event.reason), _utc(event.occurred_at),
+                         _utc(event.recorded_at) if event.recorded_at else _utc(event.occurred_at)),
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    added += 1
+                    conn.execute(
+                        "INSERT INTO subscriptions AS s (channel, address, status, updated_at, event_id) "
+                        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (channel, address) DO UPDATE "
+                        "SET status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, event_id = EXCLUDED.event_id "
+                        "WHERE EXCLUDED.updated_at >= s.updated_at",
+                        (_clean(event.channel), _clean(event.address), STATUS_OF_ACTION[event.action],
+                         _utc(event.occurred_at), row["id"]),
+                    )
+                if added:
+                    # Events recorded later get ids after the copied ones.
+                    conn.execute("SELECT setval(pg_get_serial_sequence('consent_events', 'id'), "
+                                 "(SELECT max(id) FROM consent_events))")
         return added
 
     # -- reads -------------------------------------------------------------------
@@ -547,6 +584,7 @@ class PostgresStore:
                         (channel, hash_for(channel, address)),
                     ).fetchone():
                         suppressed.append(channel)
+                deleted["outbox"] = queue_erased_deliveries(conn, address, sorted(suppressed), _utc(datetime.now(timezone.utc)))
         return Erasure(address, sorted(suppressed), deleted)
 
     def erasure_key_fingerprint(self) -> str | None:
@@ -592,7 +630,7 @@ class PostgresStore:
                    for row in rows]
 
     def iter_rows(self, table: str, batch: int = 1000) -> Iterator[list[dict]]:
-        columns, key, times = COPY_TABLES[table]
+        columns, key, times, _ = COPY_TABLES[table]
         listed, keys = ", ".join(columns), ", ".join(key)
         marks = ", ".join("%s" for _ in key)
         last: tuple | None = None
@@ -611,7 +649,7 @@ class PostgresStore:
                    for row in found]
 
     def import_rows(self, table: str, rows: list[dict]) -> int:
-        columns, _, _ = COPY_TABLES[table]
+        columns, _, _, _ = COPY_TABLES[table]
         # Identity ids are kept as they were (OVERRIDING: the copy is of the same rows).
         overriding = "OVERRIDING SYSTEM VALUE " if table in IDENTITY_TABLES else ""
         sql = (f"INSERT INTO {table} ({', '.join(columns)}) {overriding}VALUES ({', '.join('%s' for _ in columns)}) "

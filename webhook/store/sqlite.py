@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar, cast
 from urllib.parse import parse_qsl
@@ -58,6 +58,8 @@ from webhook.store import (
     review_from_row,
     version_from_row,
 )
+from webhook.store.sqlite_outbox import SQLiteOutbox, queue_consent_deliveries, queue_erased_deliveries
+from webhook.store.sqlite_times import from_text, to_text
 
 log = logging.getLogger("unsub.store")
 BUSY_TIMEOUT_MS = 5000
@@ -65,15 +67,6 @@ BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 T = TypeVar("T")
 CHUNK = 500
 
-
-
-def to_text(moment: datetime) -> str:
-    """Fixed-width UTC text (2026-11-26T10:00:00.000000Z), so that text order is time order."""
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def from_text(text: str) -> datetime:
-    return datetime.fromisoformat(text)
 
 
 # Optional filters as fixed SQL: each pair of parameters is (value, value), NULL meaning any.
@@ -107,7 +100,7 @@ def row_to_event(row: dict) -> ConsentEvent:
     return event_from_row(row, from_text)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteOutbox):
     kind = "sqlite"
 
     def __init__(self, database_url: str) -> None:
@@ -216,7 +209,7 @@ class SQLiteStore:
             return _append(conn, event, utcnow(), only_if_changes)
 
     def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False) -> int:
-        """Append events recorded elsewhere (a copy or an import), in one transaction.
+        """Append events recorded elsewhere (an import), in one transaction.
 
         Times are kept as they were; a repeated dedupe key is skipped; the status still
         follows the latest event. Returns how many events were added.
@@ -225,6 +218,15 @@ class SQLiteStore:
         with self._write("import consent events") as conn:
             for event in events:
                 added += _append(conn, event, event.recorded_at or utcnow(), only_if_changes).created
+        return added
+
+    def copy_events(self, events: list[ConsentEvent]) -> int:
+        """Add events copied from another database (copy-db) under their own ids, times and keys;
+        statuses follow; nothing is announced (the copy carries the source's outbox)."""
+        added = 0
+        with self._write("copy consent events") as conn:
+            for event in events:
+                added += _append(conn, event, event.recorded_at or utcnow(), False, copy=True).created
         return added
 
     # -- reads -------------------------------------------------------------------
@@ -398,6 +400,7 @@ class SQLiteStore:
                     deleted[table] += conn.execute(DELETE_ADDRESS[table], (channel, address)).rowcount
             conn.execute("DELETE FROM erasure_in_progress")
             suppressed = _still_suppressed(conn, suppressed, hash_for, address)
+            deleted["outbox"] = queue_erased_deliveries(conn, address, suppressed, utcnow())
         self._forget_deleted_pages()
         return Erasure(address, suppressed, deleted)
 
@@ -459,7 +462,7 @@ class SQLiteStore:
             ]
 
     def iter_rows(self, table: str, batch: int = 1000) -> Iterator[list[dict]]:
-        columns, key, times = COPY_TABLES[table]
+        columns, key, times, flags = COPY_TABLES[table]
         listed, keys = ", ".join(columns), ", ".join(key)
         marks = ", ".join("?" for _ in key)
         last: tuple | None = None
@@ -473,18 +476,26 @@ class SQLiteStore:
             if not rows:
                 return
             last = tuple(rows[-1][name] for name in key)
-            yield [{name: from_text(row[name]) if name in times and row[name] is not None else row[name] for name in columns}
+            yield [{name: from_text(row[name]) if name in times and row[name] is not None
+                    else (bool(row[name]) if name in flags and row[name] is not None else row[name]) for name in columns}
                    for row in rows]
 
     def import_rows(self, table: str, rows: list[dict]) -> int:
-        columns, _, times = COPY_TABLES[table]
+        columns, _, times, flags = COPY_TABLES[table]
         sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
                "ON CONFLICT DO NOTHING")
+
+        def value(name: str, found: object) -> object:
+            if found is None:
+                return None
+            if name in times:
+                return to_text(found)  # type: ignore[arg-type]
+            return int(bool(found)) if name in flags else found
+
         added = 0
         with self._write(f"copy {table}") as conn:
             for row in rows:
-                added += conn.execute(sql, [to_text(row[name]) if name in times and row[name] is not None else row[name]
-                                            for name in columns]).rowcount
+                added += conn.execute(sql, [value(name, row[name]) for name in columns]).rowcount
         return added
 
     def suppression_count(self, channel: str) -> int:
@@ -652,9 +663,11 @@ def _when_free(action: Callable[[], T]) -> T:
         delay = min(delay * 2, 0.005)
 
 
-def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime, only_if_changes: bool) -> Recorded:
-    """Insert one event and move the current status if the event is the latest (inside the
-    caller's write transaction, which holds the database's write lock)."""
+def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime, only_if_changes: bool,
+            copy: bool = False) -> Recorded:
+    """Insert one event, move the current status if the event is the latest, and queue its
+    deliveries to the enabled webhook endpoints, inside the caller's write transaction
+    (which holds the database's write lock). ``copy``: keep the event's id, announce nothing."""
     row = conn.execute(
         "SELECT status FROM subscriptions WHERE channel = ? AND address = ?", (event.channel, event.address)
     ).fetchone()
@@ -663,11 +676,11 @@ def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime
         return Recorded(False, previous, previous, "unchanged")
     occurred = to_text(event.occurred_at)
     cursor = conn.execute(
-        "INSERT INTO consent_events (channel, address, action, source, keyword, language, "
+        "INSERT INTO consent_events (id, channel, address, action, source, keyword, language, "
         "match_kind, raw_text, message_id, dedupe_key, config_version, reason, occurred_at, recorded_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
         (
-            event.channel, event.address, event.action, event.source, event.keyword,
+            event.id if copy else None, event.channel, event.address, event.action, event.source, event.keyword,
             event.language, event.match_kind, event.raw_text, event.message_id, event.dedupe_key,
             event.config_version, event.reason, occurred, to_text(recorded_at),
         ),
@@ -682,7 +695,11 @@ def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime
         "WHERE excluded.updated_at >= subscriptions.updated_at RETURNING status",
         (event.channel, event.address, STATUS_OF_ACTION[event.action], occurred, cursor.lastrowid),
     ).fetchone()
-    return Recorded(True, cast(Status, moved[0]) if moved else previous, previous, None, cursor.lastrowid)
+    status = cast(Status, moved[0]) if moved else previous
+    assert cursor.lastrowid is not None
+    if not copy:
+        queue_consent_deliveries(conn, cursor.lastrowid, event.action, event.address, previous, status, to_text(recorded_at))
+    return Recorded(True, status, previous, None, cursor.lastrowid)
 
 
 def _still_suppressed(conn: sqlite3.Connection, found: list[str], hash_for: Callable[[str, str], str],

@@ -1,0 +1,308 @@
+"""The outbox on PostgreSQL: endpoints, deliveries, claims and attempts (a mixin of PostgresStore).
+
+Deliveries of consent changes are written by ``unsub_append_event`` (migration 0007) in the
+transaction that records the change, which also NOTIFYs ``unsub_outbox`` at commit.
+Several workers on several machines share the work: a claim locks its rows with
+``FOR UPDATE SKIP LOCKED`` and re-checks that nobody holds them, so a delivery is never
+claimed by two workers at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+import psycopg
+from psycopg.rows import dict_row
+
+from webhook import outbox
+from webhook.domain import Attempt, AttemptResult, Backlog, ClaimedDelivery, Delivery, Endpoint
+from webhook.store import StoreUnavailable
+from webhook.store.outbox_rows import claimed
+from webhook.store.outbox_rows import per_lane as _per_lane
+
+CANDIDATES = 2000
+CHANNEL = "unsub_outbox"
+CLAIMED_COLUMNS = (
+    "o.id, o.lane, o.kind, o.webhook_id, o.event_type, o.attempts, coalesce(o.target, e.url) AS target, e.secret, "
+    "o.body, o.endpoint_id, o.event_id, o.address, o.status_after, o.previous_status"
+)
+DELIVERY_COLUMNS = (
+    "o.id, o.endpoint_id, o.webhook_id, o.event_type, o.state, o.attempts, o.next_attempt_at, o.created_at, "
+    "o.finished_at, o.last_status, o.last_error, o.body"
+)
+MAX_ID = 2**63
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)
+
+
+def _clean(value: Any) -> Any:
+    return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+def queue_erased_deliveries(conn: psycopg.Connection[Any], address: str, channels: list[str], now: datetime) -> int:
+    """An erasure: the contact's deliveries go (pending or not: their bodies name it), and one
+    ``contact.erased`` per enabled endpoint is queued, its body blanked once it is done.
+    Returns how many deliveries were deleted."""
+    deleted = conn.execute("DELETE FROM outbox WHERE address = %s", (address,)).rowcount
+    body = outbox.erased_body(address, channels, now)
+    queued = conn.execute(
+        "INSERT INTO outbox (lane, endpoint_id, webhook_id, event_type, body, blank_when_done) "
+        "SELECT 'endpoint:' || e.id, e.id, 'msg_' || replace(gen_random_uuid()::text, '-', ''), 'contact.erased', %s, "
+        "true FROM webhook_endpoints e WHERE e.enabled",
+        (body,),
+    ).rowcount
+    if queued:
+        conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+    return deleted
+
+
+class PostgresOutbox:
+    """Outbox methods of PostgresStore (it provides _connection and conninfo)."""
+
+    _connection: Any
+    conninfo: str
+    _kwargs: dict[str, Any]
+
+    def create_endpoint(self, url: str, description: str, secret: str) -> Endpoint:
+        with self._connection("add a webhook endpoint") as conn:
+            row = conn.execute(
+                "INSERT INTO webhook_endpoints (url, description, secret) VALUES (%s, %s, %s) RETURNING *",
+                (_clean(url), _clean(description), secret),
+            ).fetchone()
+        return _endpoint(row)
+
+    def endpoints(self) -> list[Endpoint]:
+        with self._connection("list webhook endpoints") as conn:
+            return [_endpoint(row) for row in conn.execute("SELECT * FROM webhook_endpoints ORDER BY id").fetchall()]
+
+    def endpoint(self, endpoint_id: int) -> Endpoint | None:
+        if not 0 < endpoint_id < MAX_ID:
+            return None
+        with self._connection("read a webhook endpoint") as conn:
+            row = conn.execute("SELECT * FROM webhook_endpoints WHERE id = %s", (endpoint_id,)).fetchone()
+        return _endpoint(row) if row else None
+
+    def delete_endpoint(self, endpoint_id: int) -> bool:
+        if not 0 < endpoint_id < MAX_ID:
+            return False
+        with self._connection("delete a webhook endpoint") as conn:
+            return conn.execute("DELETE FROM webhook_endpoints WHERE id = %s", (endpoint_id,)).rowcount == 1
+
+    def set_endpoint_enabled(self, endpoint_id: int, enabled: bool, reason: str | None = None) -> Endpoint | None:
+        if not 0 < endpoint_id < MAX_ID:
+            return None
+        with self._connection("enable or disable a webhook endpoint") as conn:
+            row = conn.execute(
+                "UPDATE webhook_endpoints SET enabled = %s, disabled_reason = %s WHERE id = %s RETURNING *",
+                (enabled, None if enabled else _clean(reason), endpoint_id),
+            ).fetchone()
+        return _endpoint(row) if row else None
+
+    def queue_ping(self, endpoint_id: int) -> int | None:
+        if not 0 < endpoint_id < MAX_ID:
+            return None
+        now = datetime.now(timezone.utc)
+        with self._connection("queue a test event") as conn:
+            with conn.transaction():
+                row = conn.execute(
+                    "INSERT INTO outbox (lane, endpoint_id, webhook_id, event_type, body) "
+                    "SELECT 'endpoint:' || id, id, %s, 'ping', %s FROM webhook_endpoints WHERE id = %s RETURNING id",
+                    (outbox.new_webhook_id(), outbox.ping_body(endpoint_id, now), endpoint_id),
+                ).fetchone()
+                if row:
+                    conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        return row["id"] if row else None
+
+    def claim_deliveries(self, worker: str, *, per_lane: int, limit: int, lease: timedelta,
+                         busy_lanes: list[str]) -> list[ClaimedDelivery]:
+        with self._connection("claim deliveries") as conn:
+            with conn.transaction():
+                rows = conn.execute(
+                    "SELECT o.id, o.lane FROM outbox o LEFT JOIN webhook_endpoints e ON e.id = o.endpoint_id "
+                    "WHERE o.state = 'pending' AND o.next_attempt_at <= now() "
+                    "AND (o.claimed_until IS NULL OR o.claimed_until < now()) "
+                    "AND (o.endpoint_id IS NULL OR e.enabled) AND NOT (o.lane = ANY(%s::text[])) "
+                    # The first pending delivery of each contact on its lane: order holds.
+                    "AND (o.address IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending' "
+                    "AND p.lane = o.lane AND p.address = o.address AND p.id < o.id)) "
+                    "ORDER BY o.id LIMIT %s",
+                    (busy_lanes, CANDIDATES),
+                ).fetchall()
+                picked = _per_lane([(row["id"], row["lane"]) for row in rows], per_lane, limit)
+                if not picked:
+                    return []
+                # Locked and checked again: a row another worker claimed meanwhile is skipped.
+                taken = conn.execute(
+                    "UPDATE outbox o SET claimed_by = %s, claimed_until = now() + %s, attempts = o.attempts + 1 "
+                    "FROM (SELECT id FROM outbox WHERE id = ANY(%s) AND state = 'pending' "
+                    "AND (claimed_until IS NULL OR claimed_until < now()) FOR UPDATE SKIP LOCKED) free "
+                    "WHERE o.id = free.id RETURNING o.id",
+                    (worker, lease, picked),
+                ).fetchall()
+                if not taken:
+                    return []
+                found = conn.execute(
+                    f"SELECT {CLAIMED_COLUMNS} FROM outbox o LEFT JOIN webhook_endpoints e ON e.id = o.endpoint_id "
+                    "WHERE o.id = ANY(%s) ORDER BY o.id",
+                    ([row["id"] for row in taken],),
+                ).fetchall()
+        return [claimed(row) for row in found]
+
+    def finish_attempts(self, results: list[AttemptResult]) -> None:
+        with self._connection("record delivery attempts") as conn:
+            with conn.transaction():
+                for result in results:
+                    _finish(conn, result)
+
+    def release_claims(self, worker: str) -> int:
+        with self._connection("release claims") as conn:
+            return conn.execute(
+                "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, attempts = attempts - 1 "
+                "WHERE claimed_by = %s AND state = 'pending' AND claimed_until IS NOT NULL",
+                (worker,),
+            ).rowcount
+
+    def next_due_at(self) -> datetime | None:
+        with self._connection("read the outbox") as conn:
+            row = conn.execute("SELECT min(next_attempt_at) AS due FROM outbox WHERE state = 'pending'").fetchone()
+        return _utc(row["due"]) if row and row["due"] else None
+
+    def outbox_backlog(self) -> Backlog:
+        with self._connection("read the outbox") as conn:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE state = 'pending') AS pending, "
+                "count(*) FILTER (WHERE state = 'failed') AS failed, "
+                "coalesce(extract(epoch FROM now() - min(next_attempt_at) FILTER "
+                "(WHERE state = 'pending' AND next_attempt_at <= now())), 0) AS oldest FROM outbox "
+                "WHERE state IN ('pending', 'failed')"
+            ).fetchone()
+        assert row is not None
+        return Backlog(int(row["pending"]), max(0.0, float(row["oldest"])), int(row["failed"]))
+
+    def deliveries(self, endpoint_id: int, limit: int = 50, offset: int = 0) -> list[Delivery]:
+        if not 0 < endpoint_id < MAX_ID:
+            return []
+        with self._connection("list deliveries") as conn:
+            rows = conn.execute(
+                f"SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE o.endpoint_id = %s ORDER BY o.id DESC LIMIT %s OFFSET %s",
+                (endpoint_id, limit, offset),
+            ).fetchall()
+            return _with_attempts(conn, rows)
+
+    def delivery(self, delivery_id: int) -> Delivery | None:
+        if not 0 < delivery_id < MAX_ID:
+            return None
+        with self._connection("read a delivery") as conn:
+            rows = conn.execute(f"SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE o.id = %s", (delivery_id,)).fetchall()
+            found = _with_attempts(conn, rows)
+        return found[0] if found else None
+
+    def retry_delivery(self, delivery_id: int) -> bool:
+        if not 0 < delivery_id < MAX_ID:
+            return False
+        with self._connection("retry a delivery") as conn:
+            with conn.transaction():
+                done = conn.execute(
+                    "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL, "
+                    "claimed_by = NULL, claimed_until = NULL WHERE id = %s AND state = 'failed' AND NOT blank_when_done",
+                    (delivery_id,),
+                ).rowcount == 1
+                if done:
+                    conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        return done
+
+    def event_facts(self, event_id: int, window: timedelta) -> outbox.EventFacts | None:
+        with self._connection("read an event") as conn:
+            row = conn.execute(
+                "SELECT e.id, e.channel, e.address, e.action, e.source, e.keyword, e.language, e.match_kind, "
+                "e.occurred_at, e.recorded_at, coalesce(s.status, 'unknown') AS status, "
+                "CASE WHEN e.action = 'opt_out' AND e.source <> 'import' THEN "
+                "(SELECT m.campaign FROM campaign_messages m WHERE m.channel = e.channel AND m.address = e.address "
+                " AND m.delivered_at IS NOT NULL AND m.delivered_at <= e.occurred_at "
+                " AND m.delivered_at >= e.occurred_at - %s ORDER BY m.delivered_at DESC, m.message_id DESC LIMIT 1) "
+                "END AS campaign FROM consent_events e "
+                "LEFT JOIN subscriptions s ON s.channel = e.channel AND s.address = e.address WHERE e.id = %s",
+                (window, event_id),
+            ).fetchone()
+        if row is None:
+            return None
+        return outbox.EventFacts(
+            event_id=row["id"], channel=row["channel"], address=row["address"], action=row["action"],
+            source=row["source"], keyword=row["keyword"], language=row["language"], match_kind=row["match_kind"],
+            occurred_at=_utc(row["occurred_at"]), recorded_at=_utc(row["recorded_at"]), status=row["status"],
+            previous_status="unknown", campaign=row["campaign"],
+        )
+
+    def outbox_changes(self, stop: threading.Event) -> Iterator[None]:
+        """Yields on every NOTIFY unsub_outbox (sent when a delivery is queued), on its own
+        connection (LISTEN cannot go through the pool)."""
+        try:
+            conn = psycopg.connect(self.conninfo, **{**self._kwargs, "row_factory": dict_row})
+        except psycopg.Error as error:
+            raise StoreUnavailable(f"cannot listen for new deliveries: {' '.join(str(error).split())}") from error
+        try:
+            conn.execute(f"LISTEN {CHANNEL}")
+            while not stop.is_set():
+                for _ in conn.notifies(timeout=0.5):
+                    yield None
+        except psycopg.Error as error:
+            raise StoreUnavailable(f"lost the LISTEN connection: {' '.join(str(error).split())}") from error
+        finally:
+            conn.close()
+
+
+def _finish(conn: psycopg.Connection[Any], result: AttemptResult) -> None:
+    mine = (result.delivery_id, result.worker)
+    if result.outcome == "released":
+        conn.execute("UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, attempts = attempts - 1 "
+                     "WHERE id = %s AND claimed_by = %s", mine)
+        return
+    conn.execute(
+        "INSERT INTO outbox_attempts (outbox_id, attempted_at, worker, status_code, duration_ms, response_excerpt, error) "
+        "SELECT id, %s, %s, %s, %s, CASE WHEN blank_when_done THEN '' ELSE %s END, %s FROM outbox WHERE id = %s",
+        (result.attempted_at, result.worker, result.status_code, result.duration_ms, _clean(result.excerpt),
+         _clean(result.error), result.delivery_id),
+    )
+    state = {"delivered": "delivered", "failed": "failed"}.get(result.outcome, "pending")
+    conn.execute(
+        "UPDATE outbox SET state = %s, finished_at = CASE WHEN %s = 'pending' THEN NULL ELSE now() END, "
+        "next_attempt_at = coalesce(%s, next_attempt_at), claimed_by = NULL, claimed_until = NULL, last_status = %s, "
+        "last_error = %s, body = CASE WHEN blank_when_done AND %s <> 'pending' THEN NULL ELSE coalesce(body, %s) END "
+        "WHERE id = %s AND claimed_by = %s",
+        (state, state, result.next_attempt_at, result.status_code, _clean(result.error), state, _clean(result.body))
+        + mine,
+    )
+    if result.disable_endpoint:
+        conn.execute(
+            "UPDATE webhook_endpoints SET enabled = false, disabled_reason = %s "
+            "WHERE id = (SELECT endpoint_id FROM outbox WHERE id = %s)",
+            (f"answered 410 Gone at {result.attempted_at.isoformat(timespec='seconds')}", result.delivery_id),
+        )
+
+
+def _endpoint(row: Any) -> Endpoint:
+    return Endpoint(id=row["id"], url=row["url"], description=row["description"], enabled=row["enabled"],
+                    created_at=_utc(row["created_at"]), secret=row["secret"], disabled_reason=row["disabled_reason"])
+
+
+def _with_attempts(conn: psycopg.Connection[Any], rows: list[Any]) -> list[Delivery]:
+    logs: dict[int, list[Attempt]] = {row["id"]: [] for row in rows}
+    if logs:
+        for attempt in conn.execute(
+            "SELECT outbox_id, attempted_at, status_code, duration_ms, response_excerpt, error FROM outbox_attempts "
+            "WHERE outbox_id = ANY(%s) ORDER BY id", (list(logs),),
+        ).fetchall():
+            logs[attempt["outbox_id"]].append(Attempt(_utc(attempt["attempted_at"]), attempt["status_code"],
+                                                      attempt["duration_ms"], attempt["response_excerpt"] or "",
+                                                      attempt["error"]))
+    return [Delivery(
+        id=row["id"], endpoint_id=row["endpoint_id"], webhook_id=row["webhook_id"], event_type=row["event_type"],
+        state=row["state"], attempts=row["attempts"],
+        next_attempt_at=_utc(row["next_attempt_at"]) if row["state"] == "pending" else None,
+        created_at=_utc(row["created_at"]), finished_at=_utc(row["finished_at"]) if row["finished_at"] else None,
+        last_status=row["last_status"], last_error=row["last_error"], body=row["body"], log=logs[row["id"]],
+    ) for row in rows]
