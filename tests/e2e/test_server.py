@@ -211,10 +211,14 @@ def test_the_procfile_access_log_masks_addresses(tmp_path):
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         assert requests.get(f"{server.base}/api/v1/subscriptions/sms/+14155550123", headers=headers).status_code == 200
         assert requests.delete(f"{server.base}/api/v1/contacts/bob@example.com", headers=headers).status_code == 200
+        # Numbers written with separators, percent-encoded, are accepted and masked too.
+        for written in ("%2B1%20415%20555%200125", "%2B1%28415%295550126", "+1-415-555-0127"):
+            assert requests.get(f"{server.base}/api/v1/subscriptions/sms/{written}", headers=headers).status_code == 200
         server.send("STOP", "+14155550124")
     finally:
         server.stop()
     text = log.read_text()
-    assert "/api/v1/subscriptions/sms/+1415***0123" in text and "/api/v1/contacts/b***@example.com" in text
-    assert "4155550123" not in text and "bob@" not in text
+    assert "/api/v1/subscriptions/sms/+1***23" in text and "/api/v1/contacts/b***@example.com" in text
+    assert "/api/v1/subscriptions/sms/%2B1***25" in text and "/api/v1/subscriptions/sms/+1***27" in text
+    assert "4155550123" not in text and "bob@" not in text and "555" not in text
     assert "POST /webhooks/twilio" in text
