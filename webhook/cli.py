@@ -10,13 +10,14 @@ import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import NoReturn
+from typing import Any
 
 import click
 
 from webhook import __version__
+from webhook.cli_support import cannot, fail, read_text
 from webhook.consent import dry_run
-from webhook.keywords import KeywordConfigError, load_file
+from webhook.keywords import KeywordConfigError, load_file, parse_yaml
 from webhook.settings import PACKAGED_KEYWORDS, SETTINGS, SettingsError, from_env, load_local_secrets
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -29,9 +30,7 @@ def _keywords_path(path: str | None) -> Path:
     return local if local.is_file() else PACKAGED_KEYWORDS
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"unsub: error: {message}", err=True)
-    sys.exit(1)
+_fail = fail  # the list commands (cli_lists) use it under this name
 
 
 def _local_secret(name: str) -> str:
@@ -41,7 +40,19 @@ def _local_secret(name: str) -> str:
     return load_local_secrets(Path("instance"))[name]
 
 
-@click.group(context_settings=CONTEXT)
+class UnsubGroup(click.Group):
+    """The command group: a file problem that no command caught still ends in one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as error:
+            if error.filename is None:
+                raise
+            cannot("open", error.filename, error)
+
+
+@click.group(cls=UnsubGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="unsub")
 def main() -> None:
     """Per-channel marketing unsubscribes for Twilio SMS, WhatsApp and e-mail.
@@ -76,15 +87,16 @@ def serve(host: str, port: int) -> None:
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.argument("path", required=False, type=click.Path())
 def check(path: str | None) -> None:
     """Validate a keywords file and list every problem.
 
     Example: unsub check keywords.yaml
     """
     target = _keywords_path(path)
+    text = read_text(target)  # a file that cannot be read is one line, not a list of problems
     try:
-        config = load_file(target)
+        config = parse_yaml(text, str(target))
     except KeywordConfigError as error:
         for problem in error.problems:
             click.echo(f"{target}: {problem.path or '(document)'}: {problem.message}", err=True)
@@ -239,7 +251,7 @@ def keywords() -> None:
 
 
 @keywords.command("export", context_settings=CONTEXT)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file (default: standard output).")
+@click.option("-o", "--output", type=click.Path(), help="Write to this file (default: standard output).")
 @click.option("--version", "number", type=int, help="A version number (default: the running one).")
 def keywords_export(output: str | None, number: int | None) -> None:
     """Write the current (or a given) keyword version back to YAML, comments included.
@@ -260,7 +272,10 @@ def keywords_export(output: str | None, number: int | None) -> None:
     if version is None:
         _fail("no such keyword version" if number else "no keyword version yet: start the service once")
     if output:
-        Path(output).write_text(version.yaml, encoding="utf-8")
+        try:
+            Path(output).write_text(version.yaml, encoding="utf-8")
+        except OSError as error:
+            cannot("write", output, error)
         click.echo(f"version {version.number} ({version.source}, {version.created_at:%Y-%m-%d %H:%M} UTC) written to {output}", err=True)
     else:
         click.echo(version.yaml, nl=False)

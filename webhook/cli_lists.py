@@ -21,6 +21,7 @@ from webhook import consent
 from webhook.addresses import normalise_address
 from webhook.analytics import build_report
 from webhook.cli import CONTEXT, _fail, _keywords_path, main
+from webhook.cli_support import open_input, open_output
 from webhook.configuration import config_of
 from webhook.contact_files import ContactFileError, Layout, open_rows, parse_when
 from webhook.domain import ConsentEvent, iso, utcnow
@@ -119,7 +120,7 @@ def _size(raw: IO[bytes]) -> int:
 @contextmanager
 def _input(path: str) -> Iterator[tuple[IO[bytes], io.TextIOWrapper]]:
     """A CSV file (or - for stdin) as bytes (for progress) and as text."""
-    raw: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    raw = open_input(path)
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
     try:
         yield raw, text
@@ -129,9 +130,15 @@ def _input(path: str) -> Iterator[tuple[IO[bytes], io.TextIOWrapper]]:
             raw.close()
 
 
-def _open_list(stack: ExitStack, source: str, channel: Channel, column: str | None) -> tuple[IO[bytes], Layout, Iterator[list[str]]]:
+def _open_list(stack: ExitStack, source: str) -> tuple[IO[bytes], io.TextIOWrapper]:
+    """Open a contact list before the database: a file that is not there changes nothing."""
+    return stack.enter_context(_input(source))
+
+
+def _read_list(opened: tuple[IO[bytes], io.TextIOWrapper], channel: Channel,
+               column: str | None) -> tuple[IO[bytes], Layout, Iterator[list[str]]]:
     """A contact list's bytes (for progress), layout and data rows, or a clear failure."""
-    raw, text = stack.enter_context(_input(source))
+    raw, text = opened
     try:
         layout, rows = open_rows(text, channel_type=channel.type, column=column)
     except ContactFileError as error:
@@ -159,7 +166,9 @@ def _writer(stack: ExitStack, path: str | None) -> Callable | None:
     """``writerow`` of a CSV output (- or no path: stdout)."""
     if path is None:
         return None
-    stream = sys.stdout if path == "-" else stack.enter_context(open(path, "w", encoding="utf-8", newline=""))
+    stream = open_output(path)
+    if path != "-":
+        stack.enter_context(stream)
     return csv.writer(stream, lineterminator="\n").writerow
 
 
@@ -191,7 +200,7 @@ def audience() -> None:
 
 
 @audience.command("filter", context_settings=CONTEXT)
-@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("source", type=click.Path(allow_dash=True))
 @click.option("--channel", required=True, help="Channel name from the keyword configuration (sms, whatsapp, email...).")
 @click.option("--category", type=click.Choice(consent.CATEGORIES), default="campaign", show_default=True,
               help="Message category: only campaign messages are gated by unsubscribes.")
@@ -215,9 +224,11 @@ def audience_filter(source: str, channel: str, category: str, column: str | None
     region = _region(region)
     started = time.monotonic()
     counts = {"sendable": 0, "suppressed": 0, "invalid": 0}
-    with _database() as (store, config), ExitStack() as stack:
+    with ExitStack() as stack:
+        opened = _open_list(stack, source)
+        store, config = stack.enter_context(_database())
         target = _channel(config, channel)
-        raw, layout, rows = _open_list(stack, source, target, column)
+        raw, layout, rows = _read_list(opened, target, column)
         writers = {"sendable": _writer(stack, output), "suppressed": _writer(stack, suppressed_path),
                    "invalid": _writer(stack, invalid_path)}
         if layout.has_header:
@@ -259,7 +270,7 @@ def suppressions() -> None:
 
 
 @suppressions.command("import", context_settings=CONTEXT)
-@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("source", type=click.Path(allow_dash=True))
 @click.option("--channel", required=True, help="Channel the list belongs to.")
 @click.option("--column", help="Address column: a header name or a 1-based number (default: detected).")
 @click.option("--region", help="Country for numbers written without + (e.g. US); default DEFAULT_REGION.")
@@ -280,9 +291,11 @@ def suppressions_import(source: str, channel: str, column: str | None, region: s
     default_at = _moment(at_text)
     counts = {"added": 0, "repeated": 0, "invalid": 0}
     started = time.monotonic()
-    with _database() as (store, config), ExitStack() as stack:
+    with ExitStack() as stack:
+        opened = _open_list(stack, source)
+        store, config = stack.enter_context(_database())
         target = _channel(config, channel)
-        raw, layout, rows = _open_list(stack, source, target, column)
+        raw, layout, rows = _read_list(opened, target, column)
         progress = Progress(raw, f"importing into {channel}", quiet)
         stack.callback(progress.close)
         name = "stdin" if source == "-" else Path(source).name
@@ -365,7 +378,7 @@ def campaign() -> None:
 
 
 @campaign.command("sends", context_settings=CONTEXT)
-@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("source", type=click.Path(allow_dash=True))
 @click.option("--campaign", "campaign_id", required=True, help="Campaign id, as on the StatusCallback URL (up to 100 characters, no /).")
 @click.option("--channel", required=True, help="Channel the messages went out on.")
 @click.option("--column", help="Address column: a header name or a 1-based number (default: detected).")
@@ -386,9 +399,11 @@ def campaign_sends(source: str, campaign_id: str, channel: str, column: str | No
         _fail(str(error))
     default_at = _moment(at_text)
     added = invalid = rows_seen = 0
-    with _database() as (store, config), ExitStack() as stack:
+    with ExitStack() as stack:
+        opened = _open_list(stack, source)
+        store, config = stack.enter_context(_database())
         target = _channel(config, channel)
-        _, layout, rows = _open_list(stack, source, target, column)
+        _, layout, rows = _read_list(opened, target, column)
         for chunk in _chunks(rows, IMPORT_BATCH):
             sends = [consent.Send(_cell(row, layout.address_index), at=parse_when(_cell(row, layout.date_index)) or default_at)
                      for row in chunk]

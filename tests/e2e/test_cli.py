@@ -52,6 +52,33 @@ def test_check_lists_every_problem(runner, tmp_path):
     assert "problem(s); the file was not accepted" in result.output
 
 
+@pytest.mark.parametrize("name,why", [("missing.yaml", "No such file or directory"), (".", "Is a directory")])
+def test_check_of_a_file_that_cannot_be_read_is_one_line(runner, tmp_path, monkeypatch, name, why):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["check", name])
+    assert result.exit_code == 1
+    assert result.stderr == f"unsub: error: cannot read {name}: {why}\n"
+
+
+def test_check_of_a_file_that_is_not_utf8_is_one_line(runner, tmp_path):
+    (tmp_path / "keywords.yaml").write_bytes(b"brand: \xff\n")
+    result = runner.invoke(main, ["check", str(tmp_path / "keywords.yaml")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"unsub: error: cannot read {tmp_path / 'keywords.yaml'}: it is not UTF-8 text")
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_file_problem_no_command_expected_is_still_one_line(runner, tmp_path, monkeypatch):
+    """The group's safety net: here `serve` cannot make its instance folder (a file is in the way)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "instance").write_text("not a folder", encoding="utf-8")
+    for name in ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    result = runner.invoke(main, ["serve"])
+    assert result.exit_code == 1
+    assert result.stderr == f"unsub: error: cannot open {tmp_path / 'instance'}: File exists\n"
+
+
 def test_match_shows_intent_and_reply(runner):
     result = runner.invoke(main, ["match", "Stop texting me", "--channel", "sms", "--keywords", str(PACKAGED_KEYWORDS), "--json"])
     assert result.exit_code == 0
@@ -187,3 +214,17 @@ def test_keywords_export_writes_the_running_version(runner, tmp_path, monkeypatc
     assert 'brand: "Exported Co"' in text and "# How to edit this file" in text
     first = runner.invoke(main, ["keywords", "export", "--version", "1"])
     assert 'brand: "Example Co"' in first.output
+
+
+@pytest.mark.parametrize("output,why", [("no/such/folder/k.yaml", "No such file or directory"), (".", "Is a directory")])
+def test_keywords_export_to_a_path_that_cannot_be_written_is_one_line(runner, tmp_path, monkeypatch, output, why):
+    from tests.conftest import make_settings
+    from webhook import create_app
+
+    database_url = f"sqlite:///{tmp_path / 'k.db'}"
+    create_app(make_settings(database_url)).extensions["unsub"].store.close()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    result = runner.invoke(main, ["keywords", "export", "-o", output])
+    assert result.exit_code == 1
+    assert result.stderr == f"unsub: error: cannot write {output}: {why}\n"
