@@ -15,7 +15,14 @@ from typing import Any
 import click
 
 from webhook import __version__
-from webhook.cli_support import cannot, fail, read_text
+from webhook.cli_support import (
+    cannot,
+    database_location,
+    database_url_from_env,
+    existing_database_url,
+    fail,
+    read_text,
+)
 from webhook.consent import dry_run
 from webhook.keywords import KeywordConfigError, load_file, parse_yaml
 from webhook.settings import PACKAGED_KEYWORDS, SETTINGS, SettingsError, from_env, load_local_secrets
@@ -80,8 +87,10 @@ def serve(host: str, port: int) -> None:
         app = create_app(settings)
     except SettingsError as error:
         _fail(error.message)
-    click.echo(f"unsub {__version__}: database {settings.database_url}, keywords {settings.keywords_file}")
-    click.echo(f"local secrets (TWILIO_AUTH_TOKEN, ADMIN_TOKEN, SECRET_KEY): {settings.instance_path}/secrets.env")
+    # Absolute paths: run from another folder, serve makes a new database and new secrets there.
+    click.echo(f"unsub {__version__}: database {database_location(settings.database_url)}, keywords {settings.keywords_file}")
+    click.echo(f"instance folder {settings.instance_path}: local secrets (TWILIO_AUTH_TOKEN, ADMIN_TOKEN, SECRET_KEY) "
+               f"in {settings.instance_path}/secrets.env")
     click.echo(f'try it:  unsub simulate "STOP" --url http://{host}:{port}/webhooks/twilio')
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
@@ -185,16 +194,14 @@ def migrate() -> None:
     """
     from webhook.store import StoreUnavailable, open_store
 
+    url = database_url_from_env()  # no secrets needed: none are generated here
     try:
-        url = from_env(local=True).database_url
         store = open_store(url)
         applied = store.migrate()
-    except SettingsError as error:
-        _fail(error.message)
     except StoreUnavailable as error:
         _fail(str(error))
     store.close()
-    click.echo(f"{url}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
+    click.echo(f"{database_location(url)}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
 
 
 @main.command("copy-db", context_settings=CONTEXT)
@@ -215,7 +222,8 @@ def copy_db(source: str, target: str, batch: int) -> None:
     from webhook.store import COPY_TABLES, StoreUnavailable, open_store
 
     try:
-        source_store = open_store(check_database_url(source))
+        # Opening a SQLite URL creates the file: a mistyped source would copy nothing, "successfully".
+        source_store = open_store(existing_database_url(source, "SOURCE"))
         target_store = open_store(check_database_url(target))
         source_store.ping()
         target_store.migrate()
@@ -261,7 +269,7 @@ def keywords_export(output: str | None, number: int | None) -> None:
     from webhook.store import StoreUnavailable, open_store
 
     try:
-        store = open_store(from_env(local=True).database_url)
+        store = open_store(existing_database_url(database_url_from_env()))
         store.migrate()
         version = store.keyword_version(number) if number else store.latest_keyword_version()
     except SettingsError as error:

@@ -21,12 +21,12 @@ from webhook import consent
 from webhook.addresses import normalise_address
 from webhook.analytics import build_report
 from webhook.cli import CONTEXT, _fail, _keywords_path, main
-from webhook.cli_support import open_input, open_output
+from webhook.cli_support import database_url_from_env, existing_database_url, open_input, open_output
 from webhook.configuration import config_of
 from webhook.contact_files import ContactFileError, Layout, open_rows, parse_when
 from webhook.domain import ConsentEvent, iso, utcnow
 from webhook.keywords import Channel, KeywordConfig, KeywordConfigError, load_file
-from webhook.settings import SettingsError, check_database_url, check_window, load_local_secrets
+from webhook.settings import SettingsError, check_window, load_local_secrets
 from webhook.store import Store, StoreUnavailable, erasure_key_matches, open_store
 
 CHUNK = 5000  # rows looked up in the database at once
@@ -35,10 +35,18 @@ CLOCK_SKEW = timedelta(minutes=5)  # dates this far ahead of our clock are still
 
 
 @contextmanager
-def _database() -> Iterator[tuple[Store, KeywordConfig]]:
-    """The store DATABASE_URL names (migrated) and the keyword configuration in force there."""
+def _database(*, existing: bool) -> Iterator[tuple[Store, KeywordConfig]]:
+    """The store DATABASE_URL names (migrated) and the keyword configuration in force there.
+
+    ``existing``: the command only reads, so a SQLite database that is not there is an
+    error (opening it would create an empty one and report nothing); commands that record
+    create it.
+    """
+    url = database_url_from_env()
+    if existing:
+        url = existing_database_url(url)
     try:
-        store = open_store(check_database_url(os.environ.get("DATABASE_URL") or "sqlite:///unsub.db"))
+        store = open_store(url)
         store.migrate()
         latest = store.latest_keyword_version()
         config = config_of(latest) if latest is not None else load_file(_keywords_path(os.environ.get("KEYWORDS_FILE")))
@@ -226,7 +234,7 @@ def audience_filter(source: str, channel: str, category: str, column: str | None
     counts = {"sendable": 0, "suppressed": 0, "invalid": 0}
     with ExitStack() as stack:
         opened = _open_list(stack, source)
-        store, config = stack.enter_context(_database())
+        store, config = stack.enter_context(_database(existing=True))
         target = _channel(config, channel)
         raw, layout, rows = _read_list(opened, target, column)
         writers = {"sendable": _writer(stack, output), "suppressed": _writer(stack, suppressed_path),
@@ -293,7 +301,7 @@ def suppressions_import(source: str, channel: str, column: str | None, region: s
     started = time.monotonic()
     with ExitStack() as stack:
         opened = _open_list(stack, source)
-        store, config = stack.enter_context(_database())
+        store, config = stack.enter_context(_database(existing=False))
         target = _channel(config, channel)
         raw, layout, rows = _read_list(opened, target, column)
         progress = Progress(raw, f"importing into {channel}", quiet)
@@ -348,7 +356,7 @@ def suppressions_export(channel: str, output: str, quiet: bool) -> None:
 
     Example: unsub suppressions export --channel whatsapp -o whatsapp-suppressions.csv
     """
-    with _database() as (store, config), ExitStack() as stack:
+    with _database(existing=True) as (store, config), ExitStack() as stack:
         target = _channel(config, channel)
         write = _writer(stack, output)
         assert write is not None
@@ -401,7 +409,7 @@ def campaign_sends(source: str, campaign_id: str, channel: str, column: str | No
     added = invalid = rows_seen = 0
     with ExitStack() as stack:
         opened = _open_list(stack, source)
-        store, config = stack.enter_context(_database())
+        store, config = stack.enter_context(_database(existing=False))
         target = _channel(config, channel)
         _, layout, rows = _read_list(opened, target, column)
         for chunk in _chunks(rows, IMPORT_BATCH):
@@ -429,7 +437,7 @@ def contact_export(address: str, fmt: str) -> None:
 
     Example: unsub contact export alice@example.com --format csv > alice.csv
     """
-    with _database() as (store, _config):
+    with _database(existing=True) as (store, _config):
         try:
             record = consent.contact_record(store, address, os.environ.get("DEFAULT_REGION"))
         except consent.InvalidAddress as error:
@@ -449,7 +457,7 @@ def contact_erase(address: str, yes: bool) -> None:
 
     Example: unsub contact erase +14155550123 --yes
     """
-    with _database() as (store, _config):
+    with _database(existing=False) as (store, _config):
         try:
             normal = consent.contact_address(address, os.environ.get("DEFAULT_REGION"))
         except consent.InvalidAddress as error:
@@ -477,7 +485,7 @@ def stats(days: int, channel: str | None) -> None:
         window = timedelta(hours=check_window(os.environ.get("ATTRIBUTION_WINDOW_HOURS") or "72"))
     except SettingsError as error:
         _fail(error.message)
-    with _database() as (store, config):
+    with _database(existing=True) as (store, config):
         if channel:
             _channel(config, channel)
         report = build_report(store.raw_stats(since, until, window, channel), since, until, window)

@@ -1,7 +1,9 @@
-"""What every `unsub` command shares: one-line failures and the files it reads and writes.
+"""What every `unsub` command shares: one-line failures, the files it reads and writes, and
+the database it works on.
 
 A command never ends in a traceback for something the person running it can fix: a file
-that is missing, unreadable or unwritable. Each says so in one line, ``unsub: error: ...``, naming the path and the reason, and
+that is missing, unreadable or unwritable, or a database that is not where it looks. Each
+says so in one line, ``unsub: error: ...``, naming the path and the reason, and
 exits with status 1.
 """
 
@@ -11,8 +13,13 @@ import os
 import sys
 from pathlib import Path
 from typing import IO, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import click
+
+from webhook.settings import SettingsError, check_database_url, sqlite_path
+
+DEFAULT_DATABASE_URL = "sqlite:///unsub.db"
 
 
 def fail(message: str) -> NoReturn:
@@ -58,3 +65,45 @@ def read_text(path: Path) -> str:
         cannot("read", path, error)
     except UnicodeDecodeError as error:
         fail(f"cannot read {path}: it is not UTF-8 text ({error.reason} at byte {error.start})")
+
+
+def database_location(url: str) -> str:
+    """Where a DATABASE_URL points, for people: a SQLite file's absolute path, or the
+    PostgreSQL URL without its password."""
+    if url.startswith("sqlite:"):
+        return os.path.abspath(sqlite_path(url))
+    parts = urlsplit(url)
+    if parts.password is not None:
+        netloc = parts.netloc.rpartition("@")
+        user = netloc[0].partition(":")[0]
+        parts = parts._replace(netloc=f"{user}:***@{netloc[2]}")
+    return urlunsplit(parts)
+
+
+def database_url_from_env() -> str:
+    """DATABASE_URL (default ``sqlite:///unsub.db``), checked, or a one-line failure."""
+    try:
+        return check_database_url(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    except SettingsError as error:
+        fail(error.message)
+
+
+def existing_database_url(url: str, name: str = "DATABASE_URL") -> str:
+    """The URL when its database can exist already: PostgreSQL, or a SQLite file that is there.
+
+    For commands that only read: opening a SQLite URL creates the file, so a command run
+    from another folder would make an empty database there and report nothing. Fails with
+    one line naming the absolute path it looked at and how to point elsewhere (``name`` is
+    what the URL came from: the setting, or a command's argument).
+    """
+    try:
+        url = check_database_url(url)
+    except SettingsError as error:
+        fail(error.message)
+    if url.startswith("sqlite:"):
+        path = os.path.abspath(sqlite_path(url))
+        if not os.path.isfile(path):
+            fix = (f"set {name}=sqlite:////absolute/path/unsub.db, or run the command in the folder the service runs in"
+                   if name == "DATABASE_URL" else f"give {name} as sqlite:////absolute/path/unsub.db")
+            fail(f"no database at {path} ({name} {url}); {fix}")
+    return url

@@ -228,3 +228,66 @@ def test_keywords_export_to_a_path_that_cannot_be_written_is_one_line(runner, tm
     result = runner.invoke(main, ["keywords", "export", "-o", output])
     assert result.exit_code == 1
     assert result.stderr == f"unsub: error: cannot write {output}: {why}\n"
+
+
+# Which database: the working directory must not silently pick an empty one (#11 item 16).
+
+NO_DATABASE = ("unsub: error: no database at {path} (DATABASE_URL {url}); set DATABASE_URL=sqlite:////absolute/path/unsub.db, "
+               "or run the command in the folder the service runs in\n")
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch) -> Path:
+    """A folder the service does not run in, with a contact list and no database."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "TWILIO_AUTH_TOKEN", "ADMIN_TOKEN", "ERASURE_KEY", "KEYWORDS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SECRET_KEY", "test-secret-key-0123456789")
+    (tmp_path / "list.csv").write_text("+14155550123\n", encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args", [
+    ["stats"], ["audience", "filter", "--channel", "sms", "list.csv"], ["suppressions", "export", "--channel", "sms"],
+    ["contact", "export", "+14155550123"], ["keywords", "export"],
+])
+def test_a_command_that_only_reads_refuses_a_database_that_is_not_there(runner, elsewhere, monkeypatch, args):
+    result = runner.invoke(main, args)
+    assert result.exit_code == 1
+    assert result.stderr == NO_DATABASE.format(path=elsewhere / "unsub.db", url="sqlite:///unsub.db")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///data/unsub.db")
+    relative = runner.invoke(main, args)
+    assert relative.stderr == NO_DATABASE.format(path=elsewhere / "data" / "unsub.db", url="sqlite:///data/unsub.db")
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["list.csv"]  # no empty database, no secrets
+
+
+@pytest.mark.parametrize("args", [
+    ["suppressions", "import", "--channel", "sms", "list.csv"], ["campaign", "sends", "--campaign", "spring", "--channel", "sms", "list.csv"],
+    ["contact", "erase", "+14155550123", "--yes"], ["migrate"],
+])
+def test_a_command_that_records_creates_the_database(runner, elsewhere, args):
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert (elsewhere / "unsub.db").is_file()
+    assert not (elsewhere / "instance").exists()  # migrate generated local secrets it never used
+
+
+def test_migrate_names_the_database_by_its_absolute_path(runner, elsewhere):
+    assert runner.invoke(main, ["migrate"]).stdout.startswith(f"{elsewhere / 'unsub.db'}: applied ")
+    assert runner.invoke(main, ["migrate"]).stdout == f"{elsewhere / 'unsub.db'}: up to date\n"
+
+
+def test_copy_db_refuses_a_source_that_is_not_there(runner, elsewhere):
+    result = runner.invoke(main, ["copy-db", "sqlite:///old.db", "sqlite:///new.db"])
+    assert result.exit_code == 1
+    assert result.stderr == (f"unsub: error: no database at {elsewhere / 'old.db'} (SOURCE sqlite:///old.db); "
+                             "give SOURCE as sqlite:////absolute/path/unsub.db\n")
+    assert not (elsewhere / "old.db").exists() and not (elsewhere / "new.db").exists()
+
+
+def test_serve_says_where_its_database_and_instance_folder_are(runner, elsewhere, monkeypatch):
+    monkeypatch.setattr("flask.Flask.run", lambda self, **options: None)
+    result = runner.invoke(main, ["serve"])
+    assert result.exit_code == 0, result.output
+    assert f"database {elsewhere / 'unsub.db'}," in result.stdout
+    assert f"instance folder {elsewhere / 'instance'}:" in result.stdout
