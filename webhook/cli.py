@@ -22,6 +22,7 @@ from webhook.cli_support import (
     existing_database_url,
     fail,
     read_text,
+    replace_file,
 )
 from webhook.consent import dry_run
 from webhook.keywords import KeywordConfigError, load_file, parse_yaml
@@ -264,6 +265,9 @@ def keywords() -> None:
 def keywords_export(output: str | None, number: int | None) -> None:
     """Write the current (or a given) keyword version back to YAML, comments included.
 
+    An output file that is a symlink is replaced by a regular file; the file it pointed to
+    is left as it was (the repository's keywords.yaml links into the package).
+
     Example: DATABASE_URL=postgresql://... unsub keywords export -o keywords.yaml
     """
     from webhook.store import StoreUnavailable, open_store
@@ -280,10 +284,7 @@ def keywords_export(output: str | None, number: int | None) -> None:
     if version is None:
         _fail("no such keyword version" if number else "no keyword version yet: start the service once")
     if output:
-        try:
-            Path(output).write_text(version.yaml, encoding="utf-8")
-        except OSError as error:
-            cannot("write", output, error)
+        replace_file(Path(output), version.yaml)
         click.echo(f"version {version.number} ({version.source}, {version.created_at:%Y-%m-%d %H:%M} UTC) written to {output}", err=True)
     else:
         click.echo(version.yaml, nl=False)

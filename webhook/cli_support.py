@@ -9,8 +9,10 @@ exits with status 1.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import IO, NoReturn
 from urllib.parse import urlsplit, urlunsplit
@@ -65,6 +67,37 @@ def read_text(path: Path) -> str:
         cannot("read", path, error)
     except UnicodeDecodeError as error:
         fail(f"cannot read {path}: it is not UTF-8 text ({error.reason} at byte {error.start})")
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it and ``os.replace``.
+
+    A symlink at ``path`` is replaced by a regular file, never written through: the
+    repository's ``keywords.yaml`` links to the packaged copy, which an export must not change.
+    Readers never see a half-written file. Failures are one line.
+    """
+    if path.is_dir():  # os.replace would say "Device or resource busy" for "."
+        cannot("write", path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
+    folder = path.parent
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        cannot("write", path, error)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, path.stat().st_mode & 0o777 if path.is_file() and not path.is_symlink() else _new_file_mode())
+        os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        cannot("write", path, error)
+
+
+def _new_file_mode() -> int:
+    """What open() would give a new file (mkstemp's are 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def database_location(url: str) -> str:

@@ -291,3 +291,38 @@ def test_serve_says_where_its_database_and_instance_folder_are(runner, elsewhere
     assert result.exit_code == 0, result.output
     assert f"database {elsewhere / 'unsub.db'}," in result.stdout
     assert f"instance folder {elsewhere / 'instance'}:" in result.stdout
+
+
+def test_keywords_export_replaces_a_symlink_instead_of_writing_through_it(runner, tmp_path, monkeypatch):
+    """The repository's keywords.yaml links to webhook/keywords.yaml: an export there must not change the package."""
+    from tests.conftest import make_settings
+    from webhook import create_app
+
+    database_url = f"sqlite:///{tmp_path / 'k.db'}"
+    app = create_app(make_settings(database_url))
+    headers = {"Authorization": f"Bearer {app.extensions['unsub'].settings.admin_token}"}
+    document = app.test_client().get("/api/v1/keywords", headers=headers).json["document"]
+    document["brand"] = "Exported Co"
+    app.test_client().put("/api/v1/keywords", json=document, headers=headers)
+    app.extensions["unsub"].store.close()
+    package = tmp_path / "package"
+    package.mkdir()
+    packaged = package / "keywords.yaml"
+    packaged.write_text(PACKAGED_KEYWORDS.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "keywords.yaml").symlink_to(packaged)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    result = runner.invoke(main, ["keywords", "export", "-o", "keywords.yaml"])
+    assert result.exit_code == 0, result.output
+    exported = tmp_path / "keywords.yaml"
+    assert not exported.is_symlink() and 'brand: "Exported Co"' in exported.read_text(encoding="utf-8")
+    assert packaged.read_text(encoding="utf-8") == PACKAGED_KEYWORDS.read_text(encoding="utf-8")  # untouched
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    again = runner.invoke(main, ["keywords", "export", "-o", "keywords.yaml"])  # a regular file now: replaced in place
+    assert again.exit_code == 0 and oct(exported.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
