@@ -225,7 +225,8 @@ def audience_filter(source: str, channel: str, category: str, column: str | None
     Rows keep every column; the address column is rewritten in its normalised form
     (E.164 or lower-case e-mail) in sendable and suppressed rows, and left as written
     in invalid ones. The input is streamed, so memory does not grow with the file;
-    duplicate rows are kept as they are. A summary goes to stderr.
+    duplicate rows are kept as they are. A summary goes to stderr. Erased contacts are
+    recognised by their keyed hash: set ERASURE_KEY (else SECRET_KEY) as the service has it.
 
     Example: unsub audience filter --channel sms --category campaign contacts.csv > sendable.csv
     """
@@ -453,7 +454,10 @@ def contact_export(address: str, fmt: str) -> None:
 @click.option("--yes", is_flag=True, help="Do it without asking.")
 def contact_erase(address: str, yes: bool) -> None:
     """Delete everything about a contact on every channel; where they had unsubscribed, keep only a
-    keyed hash (SECRET_KEY) so they are never messaged again.
+    keyed hash so they are never messaged again.
+
+    The hash key is ERASURE_KEY, else SECRET_KEY (else ./instance/secrets.env): the one the
+    service runs with, or the erased contact would not be recognised.
 
     Example: unsub contact erase +14155550123 --yes
     """

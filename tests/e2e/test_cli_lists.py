@@ -238,3 +238,9 @@ def test_a_suppressions_export_that_cannot_be_written_is_one_line(run, store):
     result = run("suppressions", "export", "--channel", "sms", "-o", "no/such/folder/sms.csv", ok=False)
     assert result.exit_code == 1
     assert result.stderr == "unsub: error: cannot write no/such/folder/sms.csv: No such file or directory\n"
+
+
+def test_erase_and_filter_help_name_the_hash_key():
+    for args in (["contact", "erase", "-h"], ["audience", "filter", "-h"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and "ERASURE_KEY" in result.output and "SECRET_KEY" in result.output, args
