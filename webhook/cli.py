@@ -25,6 +25,7 @@ from webhook.cli_support import (
     replace_file,
 )
 from webhook.consent import dry_run
+from webhook.database_check import check_reachable
 from webhook.keywords import KeywordConfigError, load_file, parse_yaml
 from webhook.settings import PACKAGED_KEYWORDS, SETTINGS, SettingsError, from_env, load_local_secrets
 
@@ -197,6 +198,7 @@ def migrate() -> None:
 
     url = database_url_from_env()  # no secrets needed: none are generated here
     try:
+        check_reachable(url, "DATABASE_URL")  # PostgreSQL down: one line, not the pool's retries
         store = open_store(url)
         applied = store.migrate()
     except StoreUnavailable as error:
@@ -224,8 +226,11 @@ def copy_db(source: str, target: str, batch: int) -> None:
 
     try:
         # Opening a SQLite URL creates the file: a mistyped source would copy nothing, "successfully".
-        source_store = open_store(existing_database_url(source, "SOURCE"))
-        target_store = open_store(check_database_url(target))
+        source_url, target_url = existing_database_url(source, "SOURCE"), check_database_url(target)
+        check_reachable(source_url, "SOURCE")
+        check_reachable(target_url, "TARGET")
+        source_store = open_store(source_url)
+        target_store = open_store(target_url)
         source_store.ping()
         target_store.migrate()
         existing = target_store.event_count()
@@ -273,7 +278,9 @@ def keywords_export(output: str | None, number: int | None) -> None:
     from webhook.store import StoreUnavailable, open_store
 
     try:
-        store = open_store(existing_database_url(database_url_from_env()))
+        url = existing_database_url(database_url_from_env())
+        check_reachable(url, "DATABASE_URL")
+        store = open_store(url)
         store.migrate()
         version = store.keyword_version(number) if number else store.latest_keyword_version()
     except SettingsError as error:

@@ -24,6 +24,7 @@ from webhook.cli import CONTEXT, _fail, _keywords_path, main
 from webhook.cli_support import database_url_from_env, existing_database_url, open_input, open_output
 from webhook.configuration import config_of
 from webhook.contact_files import ContactFileError, Layout, open_rows, parse_when
+from webhook.database_check import check_reachable
 from webhook.domain import ConsentEvent, iso, utcnow
 from webhook.keywords import Channel, KeywordConfig, KeywordConfigError, load_file
 from webhook.settings import SettingsError, check_window, load_local_secrets
@@ -46,6 +47,7 @@ def _database(*, existing: bool) -> Iterator[tuple[Store, KeywordConfig]]:
     if existing:
         url = existing_database_url(url)
     try:
+        check_reachable(url, "DATABASE_URL")  # PostgreSQL down: one line, not the pool's retries
         store = open_store(url)
         store.migrate()
         latest = store.latest_keyword_version()
