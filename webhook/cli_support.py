@@ -19,9 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from webhook.settings import SettingsError, check_database_url, sqlite_path
+from webhook.settings import Settings, SettingsError, check_database_url, sqlite_path
 
-DEFAULT_DATABASE_URL = "sqlite:///unsub.db"
+DEFAULT_DATABASE_URL = Settings.database_url  # sqlite:///unsub.db, in the working directory
 
 
 def fail(message: str) -> NoReturn:
@@ -36,6 +36,7 @@ def reason(error: OSError) -> str:
 
 
 def cannot(doing: str, path: str | os.PathLike[str], error: OSError) -> NoReturn:
+    """Fail with ``cannot DOING PATH: REASON``."""
     fail(f"cannot {doing} {os.fspath(path)}: {reason(error)}")
 
 
