@@ -36,3 +36,17 @@ def test_procfile_serves_the_app_factory_with_gunicorn_on_port():
     line = (ROOT / "Procfile").read_text(encoding="utf-8").strip()
     assert line.startswith("web: gunicorn ")
     assert "$PORT" in line and "'webhook:create_app()'" in line
+
+
+def test_readme_calls_the_cli_one_way():
+    """`unsub`, after `. .venv/bin/activate`; `.venv/bin/unsub` only in the quick start's one command."""
+    assert ". .venv/bin/activate" in README
+    assert README.count(".venv/bin/unsub") == 1
+    assert "&& .venv/bin/unsub serve" in README
+
+
+def test_readme_loads_the_local_secrets_before_curl_uses_them():
+    loads = README.index("set -a; . instance/secrets.env; set +a")
+    for at, line in enumerate(README.splitlines()):
+        if line.startswith("curl") and "$" in line:
+            assert sum(len(part) + 1 for part in README.splitlines()[:at]) > loads, line

@@ -15,6 +15,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from webhook.configuration import KeywordConfigs
 from webhook.consent import AddressHash, address_hasher
+from webhook.database_check import check_reachable
 from webhook.keywords import KeywordConfig, KeywordConfigError, load_file
 from webhook.providers.twilio import SignatureChecker
 from webhook.settings import Settings, SettingsError, from_env
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         store = open_store(settings.database_url)
     address_hash = address_hasher(settings.erasure_key or settings.secret_key or "")
     try:
+        check_reachable(settings.database_url)  # one line for a database that is down, not the pool's retries
         store.migrate()
         keywords = KeywordConfigs.start(store, settings.keywords_file, file_config)
         key_fits = erasure_key_matches(store, address_hash)

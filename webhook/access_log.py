@@ -3,34 +3,22 @@
 Request lines and referers of the admin API and pages name phone numbers and e-mail
 addresses (`/api/v1/subscriptions/sms/+14155550123`, `/admin/contacts?q=...`, even the
 erasure `DELETE /api/v1/contacts/...`), unsubscribe links carry a usable token, and the
-SendGrid inbound URL carries its secret. Each is masked the way the app's own logs mask.
+SendGrid inbound URL carries its secret. ``webhook.redact.mask_url`` masks each of them.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from gunicorn.glogging import Logger
 
+from webhook.redact import mask_url
+
+__all__ = ["URL_ATOMS", "MaskingLogger", "mask_url"]
+
 # Fields of the access log that hold the URL: request line, path, query, referer, and the
 # same from the environ ({...}e) and request headers ({...}i).
 URL_ATOMS = ("r", "U", "q", "f", "{raw_uri}e", "{path_info}e", "{query_string}e", "{http_referer}e", "{referer}i")
-# A phone number (+ or its %2B escape, digits) or an e-mail address (@ or %40), as they
-# appear in paths and query strings.
-PHONE = re.compile(r"(\+|%2[bB])(\d{4})\d{3,11}(\d{4})")
-EMAIL = re.compile(r"([^/?&=\s;:,\"<>]{1})[^/?&=\s;:,\"<>@%]*(@|%40)([\w.-]+\.\w+)")
-SECRET_PATHS = re.compile(r"(/unsubscribe/|/webhooks/email/sendgrid/)[^/?\s]+")
-
-
-def mask_url(text: str) -> str:
-    """A URL (or request line) with addresses masked (+1415***0123, b***@example.com) and
-    unsubscribe tokens and the SendGrid secret replaced by ***."""
-    if "+" not in text and "%" not in text and "@" not in text and "/unsubscribe/" not in text and "/sendgrid/" not in text:
-        return text  # the webhooks' own lines: nothing to mask, no regex run
-    text = SECRET_PATHS.sub(r"\1***", text)
-    text = PHONE.sub(r"\1\2***\3", text)
-    return EMAIL.sub(r"\1***\2\3", text)
 
 
 class MaskingLogger(Logger):

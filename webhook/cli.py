@@ -10,13 +10,23 @@ import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import NoReturn
+from typing import Any
 
 import click
 
 from webhook import __version__
+from webhook.cli_support import (
+    cannot,
+    database_location,
+    database_url_from_env,
+    existing_database_url,
+    fail,
+    read_text,
+    replace_file,
+)
 from webhook.consent import dry_run
-from webhook.keywords import KeywordConfigError, load_file
+from webhook.database_check import check_reachable
+from webhook.keywords import KeywordConfigError, load_file, parse_yaml
 from webhook.settings import PACKAGED_KEYWORDS, SETTINGS, SettingsError, from_env, load_local_secrets
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -29,9 +39,7 @@ def _keywords_path(path: str | None) -> Path:
     return local if local.is_file() else PACKAGED_KEYWORDS
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"unsub: error: {message}", err=True)
-    sys.exit(1)
+_fail = fail  # the list commands (cli_lists) use it under this name
 
 
 def _local_secret(name: str) -> str:
@@ -41,7 +49,19 @@ def _local_secret(name: str) -> str:
     return load_local_secrets(Path("instance"))[name]
 
 
-@click.group(context_settings=CONTEXT)
+class UnsubGroup(click.Group):
+    """The command group: a file problem that no command caught still ends in one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as error:
+            if error.filename is None:
+                raise
+            cannot("open", error.filename, error)
+
+
+@click.group(cls=UnsubGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="unsub")
 def main() -> None:
     """Per-channel marketing unsubscribes for Twilio SMS, WhatsApp and e-mail.
@@ -69,22 +89,25 @@ def serve(host: str, port: int) -> None:
         app = create_app(settings)
     except SettingsError as error:
         _fail(error.message)
-    click.echo(f"unsub {__version__}: database {settings.database_url}, keywords {settings.keywords_file}")
-    click.echo(f"local secrets (TWILIO_AUTH_TOKEN, ADMIN_TOKEN, SECRET_KEY): {settings.instance_path}/secrets.env")
+    # Absolute paths: run from another folder, serve makes a new database and new secrets there.
+    click.echo(f"unsub {__version__}: database {database_location(settings.database_url)}, keywords {settings.keywords_file}")
+    click.echo(f"instance folder {settings.instance_path}: local secrets (TWILIO_AUTH_TOKEN, ADMIN_TOKEN, SECRET_KEY) "
+               f"in {settings.instance_path}/secrets.env")
     click.echo(f'try it:  unsub simulate "STOP" --url http://{host}:{port}/webhooks/twilio')
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.argument("path", required=False, type=click.Path())
 def check(path: str | None) -> None:
     """Validate a keywords file and list every problem.
 
     Example: unsub check keywords.yaml
     """
     target = _keywords_path(path)
+    text = read_text(target)  # a file that cannot be read is one line, not a list of problems
     try:
-        config = load_file(target)
+        config = parse_yaml(text, str(target))
     except KeywordConfigError as error:
         for problem in error.problems:
             click.echo(f"{target}: {problem.path or '(document)'}: {problem.message}", err=True)
@@ -173,16 +196,15 @@ def migrate() -> None:
     """
     from webhook.store import StoreUnavailable, open_store
 
+    url = database_url_from_env()  # no secrets needed: none are generated here
     try:
-        url = from_env(local=True).database_url
+        check_reachable(url, "DATABASE_URL")  # PostgreSQL down: one line, not the pool's retries
         store = open_store(url)
         applied = store.migrate()
-    except SettingsError as error:
-        _fail(error.message)
     except StoreUnavailable as error:
         _fail(str(error))
     store.close()
-    click.echo(f"{url}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
+    click.echo(f"{database_location(url)}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
 
 
 @main.command("copy-db", context_settings=CONTEXT)
@@ -204,8 +226,12 @@ def copy_db(source: str, target: str, batch: int) -> None:
     from webhook.store import COPY_TABLES, StoreUnavailable, open_store
 
     try:
-        source_store = open_store(check_database_url(source))
-        target_store = open_store(check_database_url(target))
+        # Opening a SQLite URL creates the file: a mistyped source would copy nothing, "successfully".
+        source_url, target_url = existing_database_url(source, "SOURCE"), check_database_url(target)
+        check_reachable(source_url, "SOURCE")
+        check_reachable(target_url, "TARGET")
+        source_store = open_store(source_url)
+        target_store = open_store(target_url)
         source_store.ping()
         target_store.migrate()
         existing = target_store.event_count()
@@ -247,17 +273,22 @@ def keywords() -> None:
 
 
 @keywords.command("export", context_settings=CONTEXT)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file (default: standard output).")
+@click.option("-o", "--output", type=click.Path(), help="Write to this file (default: standard output).")
 @click.option("--version", "number", type=int, help="A version number (default: the running one).")
 def keywords_export(output: str | None, number: int | None) -> None:
     """Write the current (or a given) keyword version back to YAML, comments included.
+
+    An output file that is a symlink is replaced by a regular file; the file it pointed to
+    is left as it was (the repository's keywords.yaml links into the package).
 
     Example: DATABASE_URL=postgresql://... unsub keywords export -o keywords.yaml
     """
     from webhook.store import StoreUnavailable, open_store
 
     try:
-        store = open_store(from_env(local=True).database_url)
+        url = existing_database_url(database_url_from_env())
+        check_reachable(url, "DATABASE_URL")
+        store = open_store(url)
         store.migrate()
         version = store.keyword_version(number) if number else store.latest_keyword_version()
     except SettingsError as error:
@@ -268,7 +299,7 @@ def keywords_export(output: str | None, number: int | None) -> None:
     if version is None:
         _fail("no such keyword version" if number else "no keyword version yet: start the service once")
     if output:
-        Path(output).write_text(version.yaml, encoding="utf-8")
+        replace_file(Path(output), version.yaml)
         click.echo(f"version {version.number} ({version.source}, {version.created_at:%Y-%m-%d %H:%M} UTC) written to {output}", err=True)
     else:
         click.echo(version.yaml, nl=False)

@@ -21,12 +21,14 @@ from webhook import consent
 from webhook.addresses import normalise_address
 from webhook.analytics import build_report
 from webhook.cli import CONTEXT, _fail, _keywords_path, main
+from webhook.cli_support import database_url_from_env, existing_database_url, open_input, open_output
 from webhook.configuration import config_of
 from webhook.contact_files import ContactFileError, Layout, open_rows, parse_when
 from webhook.csv_safe import SafeWriter
+from webhook.database_check import check_reachable
 from webhook.domain import ConsentEvent, iso, utcnow
 from webhook.keywords import Channel, KeywordConfig, KeywordConfigError, load_file
-from webhook.settings import SettingsError, check_database_url, check_window, load_local_secrets
+from webhook.settings import SettingsError, check_window, load_local_secrets
 from webhook.store import Store, StoreUnavailable, erasure_key_matches, open_store
 
 CHUNK = 5000  # rows looked up in the database at once
@@ -35,10 +37,19 @@ CLOCK_SKEW = timedelta(minutes=5)  # dates this far ahead of our clock are still
 
 
 @contextmanager
-def _database() -> Iterator[tuple[Store, KeywordConfig]]:
-    """The store DATABASE_URL names (migrated) and the keyword configuration in force there."""
+def _database(*, existing: bool) -> Iterator[tuple[Store, KeywordConfig]]:
+    """The store DATABASE_URL names (migrated) and the keyword configuration in force there.
+
+    ``existing``: the command only reads, so a SQLite database that is not there is an
+    error (opening it would create an empty one and report nothing); commands that record
+    create it.
+    """
+    url = database_url_from_env()
+    if existing:
+        url = existing_database_url(url)
     try:
-        store = open_store(check_database_url(os.environ.get("DATABASE_URL") or "sqlite:///unsub.db"))
+        check_reachable(url, "DATABASE_URL")  # PostgreSQL down: one line, not the pool's retries
+        store = open_store(url)
         store.migrate()
         latest = store.latest_keyword_version()
         config = config_of(latest) if latest is not None else load_file(_keywords_path(os.environ.get("KEYWORDS_FILE")))
@@ -120,7 +131,7 @@ def _size(raw: IO[bytes]) -> int:
 @contextmanager
 def _input(path: str) -> Iterator[tuple[IO[bytes], io.TextIOWrapper]]:
     """A CSV file (or - for stdin) as bytes (for progress) and as text."""
-    raw: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    raw = open_input(path)
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
     try:
         yield raw, text
@@ -130,9 +141,15 @@ def _input(path: str) -> Iterator[tuple[IO[bytes], io.TextIOWrapper]]:
             raw.close()
 
 
-def _open_list(stack: ExitStack, source: str, channel: Channel, column: str | None) -> tuple[IO[bytes], Layout, Iterator[list[str]]]:
+def _open_list(stack: ExitStack, source: str) -> tuple[IO[bytes], io.TextIOWrapper]:
+    """Open a contact list before the database: a file that is not there changes nothing."""
+    return stack.enter_context(_input(source))
+
+
+def _read_list(opened: tuple[IO[bytes], io.TextIOWrapper], channel: Channel,
+               column: str | None) -> tuple[IO[bytes], Layout, Iterator[list[str]]]:
     """A contact list's bytes (for progress), layout and data rows, or a clear failure."""
-    raw, text = stack.enter_context(_input(source))
+    raw, text = opened
     try:
         layout, rows = open_rows(text, channel_type=channel.type, column=column)
     except ContactFileError as error:
@@ -160,7 +177,9 @@ def _writer(stack: ExitStack, path: str | None) -> Callable | None:
     """``writerow`` of a CSV output (- or no path: stdout)."""
     if path is None:
         return None
-    stream = sys.stdout if path == "-" else stack.enter_context(open(path, "w", encoding="utf-8", newline=""))
+    stream = open_output(path)
+    if path != "-":
+        stack.enter_context(stream)
     return SafeWriter(stream).writerow  # every CSV the product writes is formula-safe
 
 
@@ -192,7 +211,7 @@ def audience() -> None:
 
 
 @audience.command("filter", context_settings=CONTEXT)
-@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("source", type=click.Path(allow_dash=True))
 @click.option("--channel", required=True, help="Channel name from the keyword configuration (sms, whatsapp, email...).")
 @click.option("--category", type=click.Choice(consent.CATEGORIES), default="campaign", show_default=True,
               help="Message category: only campaign messages are gated by unsubscribes.")
@@ -209,16 +228,19 @@ def audience_filter(source: str, channel: str, category: str, column: str | None
     Rows keep every column; the address column is rewritten in its normalised form
     (E.164 or lower-case e-mail) in sendable and suppressed rows, and left as written
     in invalid ones. The input is streamed, so memory does not grow with the file;
-    duplicate rows are kept as they are. A summary goes to stderr.
+    duplicate rows are kept as they are. A summary goes to stderr. Erased contacts are
+    recognised by their keyed hash: set ERASURE_KEY (else SECRET_KEY) as the service has it.
 
     Example: unsub audience filter --channel sms --category campaign contacts.csv > sendable.csv
     """
     region = _region(region)
     started = time.monotonic()
     counts = {"sendable": 0, "suppressed": 0, "invalid": 0}
-    with _database() as (store, config), ExitStack() as stack:
+    with ExitStack() as stack:
+        opened = _open_list(stack, source)
+        store, config = stack.enter_context(_database(existing=True))
         target = _channel(config, channel)
-        raw, layout, rows = _open_list(stack, source, target, column)
+        raw, layout, rows = _read_list(opened, target, column)
         writers = {"sendable": _writer(stack, output), "suppressed": _writer(stack, suppressed_path),
                    "invalid": _writer(stack, invalid_path)}
         if layout.has_header:
@@ -260,7 +282,7 @@ def suppressions() -> None:
 
 
 @suppressions.command("import", context_settings=CONTEXT)
-@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("source", type=click.Path(allow_dash=True))
 @click.option("--channel", required=True, help="Channel the list belongs to.")
 @click.option("--column", help="Address column: a header name or a 1-based number (default: detected).")
 @click.option("--region", help="Country for numbers written without + (e.g. US); default DEFAULT_REGION.")
@@ -281,9 +303,11 @@ def suppressions_import(source: str, channel: str, column: str | None, region: s
     default_at = _moment(at_text)
     counts = {"added": 0, "repeated": 0, "invalid": 0}
     started = time.monotonic()
-    with _database() as (store, config), ExitStack() as stack:
+    with ExitStack() as stack:
+        opened = _open_list(stack, source)
+        store, config = stack.enter_context(_database(existing=False))
         target = _channel(config, channel)
-        raw, layout, rows = _open_list(stack, source, target, column)
+        raw, layout, rows = _read_list(opened, target, column)
         progress = Progress(raw, f"importing into {channel}", quiet)
         stack.callback(progress.close)
         name = "stdin" if source == "-" else Path(source).name
@@ -328,7 +352,7 @@ def suppressions_export(channel: str, output: str, quiet: bool) -> None:
 
     Example: unsub suppressions export --channel whatsapp -o whatsapp-suppressions.csv
     """
-    with _database() as (store, config), ExitStack() as stack:
+    with _database(existing=True) as (store, config), ExitStack() as stack:
         target = _channel(config, channel)
         write = _writer(stack, output)
         assert write is not None
@@ -358,7 +382,7 @@ def campaign() -> None:
 
 
 @campaign.command("sends", context_settings=CONTEXT)
-@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("source", type=click.Path(allow_dash=True))
 @click.option("--campaign", "campaign_id", required=True, help="Campaign id, as on the StatusCallback URL (up to 100 characters, no /).")
 @click.option("--channel", required=True, help="Channel the messages went out on.")
 @click.option("--column", help="Address column: a header name or a 1-based number (default: detected).")
@@ -379,9 +403,11 @@ def campaign_sends(source: str, campaign_id: str, channel: str, column: str | No
         _fail(str(error))
     default_at = _moment(at_text)
     added = invalid = rows_seen = 0
-    with _database() as (store, config), ExitStack() as stack:
+    with ExitStack() as stack:
+        opened = _open_list(stack, source)
+        store, config = stack.enter_context(_database(existing=False))
         target = _channel(config, channel)
-        _, layout, rows = _open_list(stack, source, target, column)
+        _, layout, rows = _read_list(opened, target, column)
         for chunk in _chunks(rows, IMPORT_BATCH):
             sends = [consent.Send(_cell(row, layout.address_index), at=parse_when(_cell(row, layout.date_index)) or default_at)
                      for row in chunk]
@@ -407,7 +433,7 @@ def contact_export(address: str, fmt: str) -> None:
 
     Example: unsub contact export alice@example.com --format csv > alice.csv
     """
-    with _database() as (store, _config):
+    with _database(existing=True) as (store, _config):
         try:
             record = consent.contact_record(store, address, os.environ.get("DEFAULT_REGION"))
         except consent.InvalidAddress as error:
@@ -423,11 +449,14 @@ def contact_export(address: str, fmt: str) -> None:
 @click.option("--yes", is_flag=True, help="Do it without asking.")
 def contact_erase(address: str, yes: bool) -> None:
     """Delete everything about a contact on every channel; where they had unsubscribed, keep only a
-    keyed hash (SECRET_KEY) so they are never messaged again.
+    keyed hash so they are never messaged again.
+
+    The hash key is ERASURE_KEY, else SECRET_KEY (else ./instance/secrets.env): the one the
+    service runs with, or the erased contact would not be recognised.
 
     Example: unsub contact erase +14155550123 --yes
     """
-    with _database() as (store, _config):
+    with _database(existing=False) as (store, _config):
         try:
             normal = consent.contact_address(address, os.environ.get("DEFAULT_REGION"))
         except consent.InvalidAddress as error:
@@ -455,7 +484,7 @@ def stats(days: int, channel: str | None) -> None:
         window = timedelta(hours=check_window(os.environ.get("ATTRIBUTION_WINDOW_HOURS") or "72"))
     except SettingsError as error:
         _fail(error.message)
-    with _database() as (store, config):
+    with _database(existing=True) as (store, config):
         if channel:
             _channel(config, channel)
         report = build_report(store.raw_stats(since, until, window, channel), since, until, window)

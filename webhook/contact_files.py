@@ -123,7 +123,9 @@ _BOM = "\ufeff"
 _SEPARATORS = re.compile(r"[\s\-]+")
 _EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # A phone number as people write it: optional whatsapp:/tel: prefix, +, digits and the usual separators.
-_PHONE_LIKE = re.compile(r"(?:whatsapp:|tel:)?\s*\+?[\d\s().\-/]{6,}", re.IGNORECASE)
+# The spaces after the prefix are taken possessively (*+): given back one at a time to the
+# class, which takes spaces too, a long run of them cost quadratic time.
+_PHONE_LIKE = re.compile(r"(?:whatsapp:|tel:)?\s*+\+?[\d\s().\-/]{6,}", re.IGNORECASE)
 
 
 class _Semicolon(csv.excel):
@@ -238,7 +240,8 @@ def _pick(names: list[str], wanted: str, skip: int | None = None) -> int | None:
 def _column_number(column: str) -> int | None:
     text = column.strip()
     if re.fullmatch(r"[+-]?\d+", text):
-        return int(text)
+        # No file has a billion columns; int() refuses 4,300 digits and more with ValueError.
+        return int(text) if len(text) <= 10 else 10**10
     return None
 
 
@@ -384,7 +387,11 @@ def open_rows(
 
 
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
-_ZONE_SUFFIX = re.compile(r"\s*(?:UTC|GMT|Z)$", re.IGNORECASE)
+# Only from the start of a run of spaces (the look-behind): tried from inside the run too,
+# each position scanned the rest of it, quadratic in its length.
+_ZONE_SUFFIX = re.compile(r"(?<!\s)\s*(?:UTC|GMT|Z)$", re.IGNORECASE)
+# The longest format above is about 35 characters; a longer cell is not a date.
+MAX_DATE_CHARS = 64
 # RFC 2822, as Twilio's API writes dates: "Tue, 02 Jan 2024 03:04:05 +0000".
 _RFC2822 = re.compile(
     r"(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([+-]\d{4}|UTC|GMT|UT|Z)?",
@@ -415,7 +422,7 @@ def parse_when(text: str) -> datetime | None:
     guessed: a day above 12 there gives None rather than a wrong date.
     """
     value = text.strip()
-    if not value:
+    if not value or len(value) > MAX_DATE_CHARS:
         return None
     try:
         return _parse(value)

@@ -52,6 +52,33 @@ def test_check_lists_every_problem(runner, tmp_path):
     assert "problem(s); the file was not accepted" in result.output
 
 
+@pytest.mark.parametrize("name,why", [("missing.yaml", "No such file or directory"), (".", "Is a directory")])
+def test_check_of_a_file_that_cannot_be_read_is_one_line(runner, tmp_path, monkeypatch, name, why):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["check", name])
+    assert result.exit_code == 1
+    assert result.stderr == f"unsub: error: cannot read {name}: {why}\n"
+
+
+def test_check_of_a_file_that_is_not_utf8_is_one_line(runner, tmp_path):
+    (tmp_path / "keywords.yaml").write_bytes(b"brand: \xff\n")
+    result = runner.invoke(main, ["check", str(tmp_path / "keywords.yaml")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"unsub: error: cannot read {tmp_path / 'keywords.yaml'}: it is not UTF-8 text")
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_file_problem_no_command_expected_is_still_one_line(runner, tmp_path, monkeypatch):
+    """The group's safety net: here `serve` cannot make its instance folder (a file is in the way)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "instance").write_text("not a folder", encoding="utf-8")
+    for name in ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    result = runner.invoke(main, ["serve"])
+    assert result.exit_code == 1
+    assert result.stderr == f"unsub: error: cannot open {tmp_path / 'instance'}: File exists\n"
+
+
 def test_match_shows_intent_and_reply(runner):
     result = runner.invoke(main, ["match", "Stop texting me", "--channel", "sms", "--keywords", str(PACKAGED_KEYWORDS), "--json"])
     assert result.exit_code == 0
@@ -211,3 +238,115 @@ def test_keywords_export_writes_the_running_version(runner, tmp_path, monkeypatc
     assert 'brand: "Exported Co"' in text and "# How to edit this file" in text
     first = runner.invoke(main, ["keywords", "export", "--version", "1"])
     assert 'brand: "Example Co"' in first.output
+
+
+@pytest.mark.parametrize("output,why", [("no/such/folder/k.yaml", "No such file or directory"), (".", "Is a directory")])
+def test_keywords_export_to_a_path_that_cannot_be_written_is_one_line(runner, tmp_path, monkeypatch, output, why):
+    from tests.conftest import make_settings
+    from webhook import create_app
+
+    database_url = f"sqlite:///{tmp_path / 'k.db'}"
+    create_app(make_settings(database_url)).extensions["unsub"].store.close()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    result = runner.invoke(main, ["keywords", "export", "-o", output])
+    assert result.exit_code == 1
+    assert result.stderr == f"unsub: error: cannot write {output}: {why}\n"
+
+
+# Which database: the working directory must not silently pick an empty one (#11 item 16).
+
+NO_DATABASE = ("unsub: error: no database at {path} (DATABASE_URL {url}); set DATABASE_URL=sqlite:////absolute/path/unsub.db, "
+               "or run the command in the folder the service runs in\n")
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch) -> Path:
+    """A folder the service does not run in, with a contact list and no database."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "TWILIO_AUTH_TOKEN", "ADMIN_TOKEN", "ERASURE_KEY", "KEYWORDS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SECRET_KEY", "test-secret-key-0123456789")
+    (tmp_path / "list.csv").write_text("+14155550123\n", encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args", [
+    ["stats"], ["audience", "filter", "--channel", "sms", "list.csv"], ["suppressions", "export", "--channel", "sms"],
+    ["contact", "export", "+14155550123"], ["keywords", "export"],
+])
+def test_a_command_that_only_reads_refuses_a_database_that_is_not_there(runner, elsewhere, monkeypatch, args):
+    result = runner.invoke(main, args)
+    assert result.exit_code == 1
+    assert result.stderr == NO_DATABASE.format(path=elsewhere / "unsub.db", url="sqlite:///unsub.db")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///data/unsub.db")
+    relative = runner.invoke(main, args)
+    assert relative.stderr == NO_DATABASE.format(path=elsewhere / "data" / "unsub.db", url="sqlite:///data/unsub.db")
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["list.csv"]  # no empty database, no secrets
+
+
+@pytest.mark.parametrize("args", [
+    ["suppressions", "import", "--channel", "sms", "list.csv"], ["campaign", "sends", "--campaign", "spring", "--channel", "sms", "list.csv"],
+    ["contact", "erase", "+14155550123", "--yes"], ["migrate"],
+])
+def test_a_command_that_records_creates_the_database(runner, elsewhere, args):
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert (elsewhere / "unsub.db").is_file()
+    assert not (elsewhere / "instance").exists()  # migrate generated local secrets it never used
+
+
+def test_migrate_names_the_database_by_its_absolute_path(runner, elsewhere):
+    assert runner.invoke(main, ["migrate"]).stdout.startswith(f"{elsewhere / 'unsub.db'}: applied ")
+    assert runner.invoke(main, ["migrate"]).stdout == f"{elsewhere / 'unsub.db'}: up to date\n"
+
+
+def test_copy_db_refuses_a_source_that_is_not_there(runner, elsewhere):
+    result = runner.invoke(main, ["copy-db", "sqlite:///old.db", "sqlite:///new.db"])
+    assert result.exit_code == 1
+    assert result.stderr == (f"unsub: error: no database at {elsewhere / 'old.db'} (SOURCE sqlite:///old.db); "
+                             "give SOURCE as sqlite:////absolute/path/unsub.db\n")
+    assert not (elsewhere / "old.db").exists() and not (elsewhere / "new.db").exists()
+
+
+def test_serve_says_where_its_database_and_instance_folder_are(runner, elsewhere, monkeypatch):
+    monkeypatch.setattr("flask.Flask.run", lambda self, **options: None)
+    result = runner.invoke(main, ["serve"])
+    assert result.exit_code == 0, result.output
+    assert f"database {elsewhere / 'unsub.db'}," in result.stdout
+    assert f"instance folder {elsewhere / 'instance'}:" in result.stdout
+
+
+def test_keywords_export_replaces_a_symlink_instead_of_writing_through_it(runner, tmp_path, monkeypatch):
+    """The repository's keywords.yaml links to webhook/keywords.yaml: an export there must not change the package."""
+    from tests.conftest import make_settings
+    from webhook import create_app
+
+    database_url = f"sqlite:///{tmp_path / 'k.db'}"
+    app = create_app(make_settings(database_url))
+    headers = {"Authorization": f"Bearer {app.extensions['unsub'].settings.admin_token}"}
+    document = app.test_client().get("/api/v1/keywords", headers=headers).json["document"]
+    document["brand"] = "Exported Co"
+    app.test_client().put("/api/v1/keywords", json=document, headers=headers)
+    app.extensions["unsub"].store.close()
+    package = tmp_path / "package"
+    package.mkdir()
+    packaged = package / "keywords.yaml"
+    packaged.write_text(PACKAGED_KEYWORDS.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "keywords.yaml").symlink_to(packaged)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    result = runner.invoke(main, ["keywords", "export", "-o", "keywords.yaml"])
+    assert result.exit_code == 0, result.output
+    exported = tmp_path / "keywords.yaml"
+    assert not exported.is_symlink() and 'brand: "Exported Co"' in exported.read_text(encoding="utf-8")
+    assert packaged.read_text(encoding="utf-8") == PACKAGED_KEYWORDS.read_text(encoding="utf-8")  # untouched
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    again = runner.invoke(main, ["keywords", "export", "-o", "keywords.yaml"])  # a regular file now: replaced in place
+    assert again.exit_code == 0 and oct(exported.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

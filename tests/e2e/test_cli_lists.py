@@ -225,3 +225,44 @@ def test_reimporting_our_own_export_records_nothing_new(run, store, tmp_path):
     split = run("audience", "filter", "--channel", "sms", "ours.csv", "--suppressed", "out.csv")
     assert rows(split.stdout) == [["address", "channel", "unsubscribed_at", "source", "keyword"]]
     assert [r[0] for r in rows((tmp_path / "out.csv").read_text(encoding="utf-8"))[1:]] == [A, B]
+
+
+# Files the commands read or write: one line naming the path and the reason, status 1 (#11 item 15).
+
+
+@pytest.mark.parametrize("args", [
+    ("audience", "filter", "--channel", "sms"),
+    ("suppressions", "import", "--channel", "sms"),
+    ("campaign", "sends", "--campaign", "spring-sale", "--channel", "sms"),
+])
+@pytest.mark.parametrize("source,why", [("missing.csv", "No such file or directory"), (".", "Is a directory")])
+def test_an_input_file_that_cannot_be_read_is_one_line(run, database_url, tmp_path, args, source, why):
+    if args[0] == "audience":  # a command that only reads needs the database to be there
+        open_store(database_url).migrate()
+    result = run(*args, source, ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == f"unsub: error: cannot read {source}: {why}\n"
+    if database_url.startswith("sqlite") and args[0] != "audience":
+        assert not (tmp_path / "unsub.db").exists()  # read before the database is created
+
+
+@pytest.mark.parametrize("option", ["-o", "--suppressed", "--invalid"])
+def test_an_audience_output_that_cannot_be_written_is_one_line(run, store, tmp_path, option):
+    (tmp_path / "in.csv").write_text(f"{A}\n", encoding="utf-8")
+    result = run("audience", "filter", "--channel", "sms", "in.csv", option, "no/such/folder/out.csv", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == "unsub: error: cannot write no/such/folder/out.csv: No such file or directory\n"
+    folder = run("audience", "filter", "--channel", "sms", "in.csv", option, ".", ok=False)
+    assert folder.exit_code == 1 and folder.stderr == "unsub: error: cannot write .: Is a directory\n"
+
+
+def test_a_suppressions_export_that_cannot_be_written_is_one_line(run, store):
+    result = run("suppressions", "export", "--channel", "sms", "-o", "no/such/folder/sms.csv", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == "unsub: error: cannot write no/such/folder/sms.csv: No such file or directory\n"
+
+
+def test_erase_and_filter_help_name_the_hash_key():
+    for args in (["contact", "erase", "-h"], ["audience", "filter", "-h"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and "ERASURE_KEY" in result.output and "SECRET_KEY" in result.output, args

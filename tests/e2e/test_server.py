@@ -29,7 +29,7 @@ def test_concurrent_duplicate_deliveries_to_two_servers_record_one_event(databas
     first = gunicorn(database_url, tmp_path, workers=2)
     second = gunicorn(database_url, tmp_path, workers=2)
     try:
-        sid = "SMduplicate0000000000000000000001"
+        sid = "SM" + "d0" * 16  # one MessageSid delivered 16 times at once
         barrier = threading.Barrier(16)
 
         def deliver(i: int) -> tuple[int, bytes]:
@@ -211,10 +211,14 @@ def test_the_procfile_access_log_masks_addresses(tmp_path):
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         assert requests.get(f"{server.base}/api/v1/subscriptions/sms/+14155550123", headers=headers).status_code == 200
         assert requests.delete(f"{server.base}/api/v1/contacts/bob@example.com", headers=headers).status_code == 200
+        # Numbers written with separators, percent-encoded, are accepted and masked too.
+        for written in ("%2B1%20415%20555%200125", "%2B1%28415%295550126", "+1-415-555-0127"):
+            assert requests.get(f"{server.base}/api/v1/subscriptions/sms/{written}", headers=headers).status_code == 200
         server.send("STOP", "+14155550124")
     finally:
         server.stop()
     text = log.read_text()
-    assert "/api/v1/subscriptions/sms/+1415***0123" in text and "/api/v1/contacts/b***@example.com" in text
-    assert "4155550123" not in text and "bob@" not in text
+    assert "/api/v1/subscriptions/sms/+1***23" in text and "/api/v1/contacts/b***@example.com" in text
+    assert "/api/v1/subscriptions/sms/%2B1***25" in text and "/api/v1/subscriptions/sms/+1***27" in text
+    assert "4155550123" not in text and "bob@" not in text and "555" not in text
     assert "POST /webhooks/twilio" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -373,3 +374,26 @@ def test_parse_when_reads_export_formats_as_utc(text, expected):
 )
 def test_parse_when_gives_none_for_what_it_cannot_read(text):
     assert parse_when(text) is None
+
+
+# Cells are untrusted text of up to csv's 128 KiB field limit: every check reads them in linear time.
+
+
+def test_a_long_run_of_spaces_in_a_first_row_cell_is_read_in_linear_time():
+    started = time.monotonic()
+    layout = detect_layout("whatsapp:" + " " * 120_000 + "x,Phone\n+14155550100,+14155550101\n", channel_type="sms")
+    assert layout.has_header and layout.address_index == 1
+    assert time.monotonic() - started < 10  # sanity bound only: it took minutes before
+
+
+@pytest.mark.parametrize("text", ["2024-01-02" + " " * 120_000 + "x", "2024-01-02T03:04:05" + " " * 120_000 + "UTC"])
+def test_parse_when_reads_a_long_cell_in_linear_time(text):
+    started = time.monotonic()
+    assert parse_when(text) is None  # longer than any date format
+    assert time.monotonic() - started < 10
+
+
+def test_a_column_number_too_long_for_int_is_out_of_range_not_a_crash():
+    with pytest.raises(ContactFileError) as caught:
+        detect_layout("Name,Cell\nAnn,1\n", channel_type="sms", column="9" * 5000)
+    assert "out of range" in str(caught.value)

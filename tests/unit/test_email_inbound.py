@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 
 import pytest
 
@@ -41,3 +42,34 @@ def test_mailgun_signature():
     assert not mailgun_signature_ok(KEY, signed(), now=now + 13 * 3600)  # replayed too late
     assert not mailgun_signature_ok(None, signed(), now=now)  # no key configured: fail closed
     assert not mailgun_signature_ok(KEY, {}, now=now)
+
+
+# Every field is bounded before it is read and read in one pass: a sender controls all of them.
+
+def test_half_a_million_reply_prefixes_are_stripped_in_one_pass():
+    started = time.monotonic()
+    mail = parse_sendgrid({"from": "bob@example.com", "subject": "Re: " * 500_000, "text": "stop"})
+    assert (mail.subject, mail.first_line) == ("", "stop")
+    assert parse_sendgrid({"from": "bob@example.com", "subject": "RE:Fwd :  re: AW: SV: Unsubscribe "}).subject == "Unsubscribe"
+    assert parse_sendgrid({"from": "bob@example.com", "subject": "Re: " * 5 + "x" * 600}).subject == "x" * 500
+    assert time.monotonic() - started < 10  # sanity bound only: it took about 20 s before
+
+
+def test_huge_body_headers_and_message_id_are_read_within_bounds():
+    body = "\n" * 1000 + "  stop  \n" + "x" * (30 * 1024 * 1024)
+    headers = "Received: from x\n" * 10_000 + "Message-Id: " + "<" + "m" * 1_000_000 + ">\n"
+    mail = parse_sendgrid({"from": "bob@example.com", "text": body, "headers": headers})
+    assert mail.first_line == "stop" and mail.message_id == "<" + "m" * 249
+    assert parse_sendgrid({"from": "bob@example.com", "text": "x" * (30 * 1024 * 1024)}).first_line == "x" * 200
+    assert parse_mailgun({"sender": "bob@example.com", "Message-Id": " <" + "m" * 100_000}).message_id == "<" + "m" * 249
+
+
+def test_a_deeply_nested_sender_comment_is_malformed_not_a_crash():
+    with pytest.raises(MalformedMail):  # parseaddr recursed once per "(": RecursionError, a 500
+        parse_sendgrid({"from": "(" * 5000 + "bob@example.com", "subject": "stop"})
+    assert parse_sendgrid({"from": "Bob (work (desk)) <Bob@Example.com>"}).sender == "bob@example.com"
+
+
+@pytest.mark.parametrize("timestamp", ["1" * 5000, "\u00b2" * 10, "\u0661\u0667\u0666\u0664"])
+def test_a_mailgun_timestamp_int_cannot_read_is_refused_not_a_crash(timestamp):
+    assert not mailgun_signature_ok(KEY, signed(timestamp=timestamp), now=1764151200)

@@ -16,7 +16,16 @@ from webhook.addresses import normalise_email
 from webhook.domain import InboundMail
 
 MAILGUN_MAX_AGE_SECONDS = 12 * 3600  # a signed request older than this is refused (replays)
-REPLY_PREFIX = re.compile(r"^\s*(re|fw|fwd|aw|wg|tr|rv|res|enc|sv)\s*:\s*", re.IGNORECASE)
+# Every field is cut to a bound before anything else reads it, and read in one pass: a
+# request may carry 10 MiB of form data, and whatever is quadratic in it (stripping
+# "Re: " 500,000 times, one copy each) ties a worker up for as long as the sender likes.
+SUBJECT_CHARS = 2000  # a subject line is at most 998 characters (RFC 5322); folded ones rarely twice that
+BODY_CHARS = 64 * 1024  # the first line people type is near the top, not after 64 KiB of blank lines
+HEADERS_CHARS = 256 * 1024  # Received: chains of real mails are a few KiB
+SENDER_CHARS = 998  # one header line (RFC 5322)
+SUBJECT_LENGTH, FIRST_LINE_LENGTH, MESSAGE_ID_LENGTH = 500, 200, 250
+# All the reply and forward prefixes at once ("Re: Fwd: RE:"), matched in one linear pass.
+REPLY_PREFIXES = re.compile(r"(?:\s*(?:re|fw|fwd|aw|wg|tr|rv|res|enc|sv)\s*:)*\s*", re.IGNORECASE)
 
 
 class MalformedMail(ValueError):
@@ -24,32 +33,43 @@ class MalformedMail(ValueError):
 
 
 def _first_line(text: str) -> str:
-    for line in (text or "").splitlines():
+    for line in (text or "")[:BODY_CHARS].splitlines():
         if line.strip():
-            return line.strip()[:200]
+            return line.strip()[:FIRST_LINE_LENGTH]
     return ""
 
 
-def _message_id(headers: str) -> str | None:
-    for line in (headers or "").splitlines():
+def _message_id(value: str | None) -> str | None:
+    text = (value or "")[:SENDER_CHARS].strip()[:MESSAGE_ID_LENGTH]
+    return text or None
+
+
+def _header_message_id(headers: str) -> str | None:
+    for line in (headers or "")[:HEADERS_CHARS].splitlines():
         name, sep, value = line.partition(":")
         if sep and name.strip().lower() == "message-id" and value.strip():
-            return value.strip()[:250]
+            return _message_id(value)
     return None
 
 
 def _subject(raw: str | None) -> str:
     """The subject without reply and forward prefixes ("Re: Fwd: unsubscribe" -> "unsubscribe")."""
-    subject = (raw or "").strip()
-    while True:
-        stripped = REPLY_PREFIX.sub("", subject, count=1)
-        if stripped == subject:
-            return subject[:500]
-        subject = stripped
+    subject = (raw or "")[:SUBJECT_CHARS]
+    prefixes = REPLY_PREFIXES.match(subject)
+    start = prefixes.end() if prefixes else 0
+    return subject[start:].strip()[:SUBJECT_LENGTH]
+
+
+def _sender(raw: str | None) -> str | None:
+    """The sender's address from a From header ("Bob <bob@example.com>"), or None."""
+    try:
+        return normalise_email(parseaddr((raw or "")[:SENDER_CHARS])[1])
+    except RecursionError:  # parseaddr recurses once per nested "(" of a comment
+        return None
 
 
 def _mail(raw_sender: str | None, subject: str | None, body: str | None, message_id: str | None) -> InboundMail:
-    address = normalise_email(parseaddr(raw_sender or "")[1])
+    address = _sender(raw_sender)
     if address is None:
         raise MalformedMail("the sender is not an e-mail address")
     return InboundMail(address, _subject(subject), _first_line(body or ""), message_id)
@@ -57,7 +77,7 @@ def _mail(raw_sender: str | None, subject: str | None, body: str | None, message
 
 def parse_sendgrid(form: Mapping[str, str]) -> InboundMail:
     """SendGrid Inbound Parse (multipart): from, subject, text, headers."""
-    return _mail(form.get("from"), form.get("subject"), form.get("text"), _message_id(form.get("headers", "")))
+    return _mail(form.get("from"), form.get("subject"), form.get("text"), _header_message_id(form.get("headers", "")))
 
 
 def mailgun_signature_ok(signing_key: str | None, form: Mapping[str, str], now: float | None = None) -> bool:
@@ -65,7 +85,9 @@ def mailgun_signature_ok(signing_key: str | None, form: Mapping[str, str], now: 
     if not signing_key:
         return False
     timestamp, token, signature = form.get("timestamp", ""), form.get("token", ""), form.get("signature", "")
-    if not (timestamp.isdigit() and token and signature):
+    # What int() takes without ValueError: ASCII digits ("²" is a digit too), under its
+    # 4,300-digit limit (a Unix time has 10).
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12 and token and signature):
         return False
     if abs((now or time.time()) - int(timestamp)) > MAILGUN_MAX_AGE_SECONDS:
         return False
@@ -75,4 +97,5 @@ def mailgun_signature_ok(signing_key: str | None, form: Mapping[str, str], now: 
 
 def parse_mailgun(form: Mapping[str, str]) -> InboundMail:
     """A Mailgun route's forward: sender, subject, body-plain, Message-Id."""
-    return _mail(form.get("sender") or form.get("from"), form.get("subject"), form.get("body-plain"), form.get("Message-Id"))
+    return _mail(form.get("sender") or form.get("from"), form.get("subject"), form.get("body-plain"),
+                 _message_id(form.get("Message-Id")))

@@ -7,6 +7,7 @@ import logging
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from webhook.redact import mask_url
 from webhook.store import StoreUnavailable
 
 log = logging.getLogger("unsub")
@@ -44,5 +45,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        # The path may name a contact (/api/v1/contacts/+1...) or carry a token: masked like the access log.
+        log.exception("unexpected error on %s %s", request.method, mask_url(request.path))
         return error_response(500, "internal_error", "unexpected error; it has been logged")

@@ -21,11 +21,10 @@ MAX_FIELDS = 200  # Twilio sends about 20; MMS adds two per media item (at most 
 
 
 def mask(address: str) -> str:
-    """Log-safe form of an address: +1415***0123, b***@example.com."""
-    if "@" in address:
-        local, _, domain = address.partition("@")
-        return f"{local[:1]}***@{domain}"
-    return f"{address[:5]}***{address[-4:]}" if len(address) > 9 else "***"
+    """Log-safe form of an address: +1***23, b***@example.com (``webhook.redact.mask_address``)."""
+    from webhook.redact import mask_address
+
+    return mask_address(address)
 
 
 def _require_twilio_signature(svc: Services) -> twilio.TwilioForm:
