@@ -27,7 +27,7 @@ from webhook.domain import (
     utcnow,
 )
 from webhook.keywords import Channel, KeywordConfig
-from webhook.matching import Match, match, mentions_opt_out
+from webhook.matching import Match, match, review_reason
 from webhook.store import Store
 
 CATEGORIES = ("campaign", "inbox", "flow")
@@ -193,7 +193,7 @@ def _keep_ordinary(msg: InboundMessage, channel: Channel, store: Store) -> str |
             if store.add_feedback_after_opt_out(item, FEEDBACK_WINDOW):
                 return "feedback"
         return None
-    if mentions_opt_out(text, channel.index):
+    if review_reason(text, channel.index) is not None:
         store.add_review_item(ReviewItem(channel.name, msg.address, text, msg.received_at, msg.message_id))
         return "review"
     return None

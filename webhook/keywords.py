@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from webhook.matching import ChannelIndex, build_index, normalise
+from webhook.matching import WILDCARD, ChannelIndex, build_index, normalise, phrase_tokens
 
 CHANNEL_TYPES = ("sms", "whatsapp", "email")
 INTENTS = ("opt_out", "opt_in", "help")
@@ -43,6 +43,10 @@ class OptOutSection(_Model):
     keywords: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
     first_word: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
     phrases: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    # Phrases saying the message reached the wrong person: opt-outs of kind wrong_number.
+    wrong_number: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    # Openers ("how do I") that turn a later opt-out phrase into a question, for review.
+    questions: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
     reply: dict[StrictStr, StrictStr] = Field(default_factory=dict, max_length=50)
 
 
@@ -59,6 +63,10 @@ class ChannelModel(_Model):
     opt_out: OptOutSection
     opt_in: IntentSection = Field(default_factory=IntentSection)
     help: IntentSection = Field(default_factory=IntentSection)
+    # A mistyped opt-out keyword sent alone opts out ("Sotp"); doubtful ones go to review.
+    fuzzy: StrictBool = True
+    # A keyword with letters held down opts out ("Stoooop", "Unsubbbb").
+    stretched: StrictBool = True
 
 
 class DocumentModel(_Model):
@@ -167,6 +175,10 @@ def _compile_channel(name: str, ch: ChannelModel, model: DocumentModel) -> Chann
         phrases=ch.opt_out.phrases,
         opt_in=ch.opt_in.keywords,
         help=ch.help.keywords,
+        wrong_number=ch.opt_out.wrong_number,
+        questions=ch.opt_out.questions,
+        fuzzy=ch.fuzzy,
+        stretched=ch.stretched,
     )
     return Channel(
         name=name,
@@ -256,6 +268,9 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
             ("opt_in", "keywords", ch.opt_in.keywords),
             ("help", "keywords", ch.help.keywords),
             ("opt_out", "phrases", ch.opt_out.phrases),
+            ("opt_out", "wrong_number", ch.opt_out.wrong_number),
+            # A question opener only means "ask an admin"; it may not also be an opt-out.
+            ("review", "questions", ch.opt_out.questions),
         ]
         for intent, kind, by_language in word_lists:
             for language, words in by_language.items():
@@ -273,6 +288,9 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
                         continue
                     if len(word) > limit:
                         add(path, f"{word!r} is longer than {limit} characters")
+                    wildcard = _wildcard_problem(word, kind)
+                    if wildcard:
+                        add(path, wildcard)
                     compact = norm.replace(" ", "")
                     previous = owner.get(compact)
                     if previous and previous[0] != intent:
@@ -297,7 +315,7 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
             section = getattr(ch, intent)
             needed = set(section.keywords)
             if intent == "opt_out":
-                needed |= set(ch.opt_out.phrases)
+                needed |= set(ch.opt_out.phrases) | set(ch.opt_out.wrong_number)
             for language in sorted(needed - set(section.reply)):
                 add(f"{base}.{intent}.reply", f"no {intent} reply for language {language!r}, which has {intent} keywords")
             for language, template in section.reply.items():
@@ -317,6 +335,18 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
                 if intent == "help":
                     problems.extend(_help_reply_problems(rpath, text, model, ch, language))
     return problems
+
+
+def _wildcard_problem(text: str, kind: str) -> str | None:
+    """A ``*`` (any one word) is for phrases, between words: "this isn't * phone"."""
+    tokens = phrase_tokens(text)
+    if None not in tokens:
+        return None
+    if kind not in ("phrases", "wrong_number"):
+        return f"{WILDCARD} (any one word) is only allowed in phrases"
+    if tokens[0] is None or tokens[-1] is None:
+        return f"{WILDCARD} (any one word) must stand between words, not first or last"
+    return None
 
 
 def _help_reply_problems(path: str, text: str, model: DocumentModel, ch: ChannelModel, language: str) -> list[ConfigProblem]:
