@@ -42,6 +42,8 @@ class _Model(BaseModel):
 class OptOutSection(_Model):
     keywords: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
     first_word: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    # Everyday words that opt out only as the whole message ("Chega!"), never as a mention.
+    alone: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
     phrases: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
     # Phrases saying the message reached the wrong person: opt-outs of kind wrong_number.
     wrong_number: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
@@ -171,6 +173,7 @@ def _compile_channel(name: str, ch: ChannelModel, model: DocumentModel) -> Chann
     index = build_index(
         languages=ch.languages,
         opt_out=ch.opt_out.keywords,
+        alone=ch.opt_out.alone,
         first_word=ch.opt_out.first_word,
         phrases=ch.opt_out.phrases,
         opt_in=ch.opt_in.keywords,
@@ -263,25 +266,28 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
 
         # keyword (compact form) -> (intent, path) on this channel
         owner: dict[str, tuple[str, str]] = {}
+        # (what the word means, where it is listed, the lists by language)
         word_lists = [
-            ("opt_out", "keywords", ch.opt_out.keywords),
-            ("opt_in", "keywords", ch.opt_in.keywords),
-            ("help", "keywords", ch.help.keywords),
-            ("opt_out", "phrases", ch.opt_out.phrases),
-            ("opt_out", "wrong_number", ch.opt_out.wrong_number),
+            ("opt_out", "opt_out.keywords", ch.opt_out.keywords),
+            ("opt_out", "opt_out.alone", ch.opt_out.alone),
+            ("opt_in", "opt_in.keywords", ch.opt_in.keywords),
+            ("help", "help.keywords", ch.help.keywords),
+            ("opt_out", "opt_out.phrases", ch.opt_out.phrases),
+            ("opt_out", "opt_out.wrong_number", ch.opt_out.wrong_number),
             # A question opener only means "ask an admin"; it may not also be an opt-out.
-            ("review", "questions", ch.opt_out.questions),
+            ("review", "opt_out.questions", ch.opt_out.questions),
         ]
-        for intent, kind, by_language in word_lists:
+        for intent, where, by_language in word_lists:
+            kind = where.rsplit(".", 1)[1]
             for language, words in by_language.items():
-                lpath = f"{base}.{intent}.{kind}.{language}"
+                lpath = f"{base}.{where}.{language}"
                 if language not in seen_lang:
                     add(lpath, f"language {language!r} is not in {base}.languages")
                 if len(words) > 500:
                     add(lpath, "at most 500 entries per language")
                 for i, word in enumerate(words):
                     path = f"{lpath}.{i}"
-                    limit = 40 if kind == "keywords" else 100
+                    limit = 40 if kind in ("keywords", "alone") else 100
                     norm = normalise(word)
                     if not norm:
                         add(path, f"{word!r} has no letters or digits left after normalisation")
@@ -315,7 +321,7 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
             section = getattr(ch, intent)
             needed = set(section.keywords)
             if intent == "opt_out":
-                needed |= set(ch.opt_out.phrases) | set(ch.opt_out.wrong_number)
+                needed |= set(ch.opt_out.alone) | set(ch.opt_out.phrases) | set(ch.opt_out.wrong_number)
             for language in sorted(needed - set(section.reply)):
                 add(f"{base}.{intent}.reply", f"no {intent} reply for language {language!r}, which has {intent} keywords")
             for language, template in section.reply.items():

@@ -202,6 +202,7 @@ def build_index(
     phrases: Mapping[str, Sequence[str]],
     opt_in: Mapping[str, Sequence[str]],
     help: Mapping[str, Sequence[str]],
+    alone: Mapping[str, Sequence[str]] | None = None,
     wrong_number: Mapping[str, Sequence[str]] | None = None,
     questions: Mapping[str, Sequence[str]] | None = None,
     fuzzy: bool = False,
@@ -209,18 +210,21 @@ def build_index(
 ) -> ChannelIndex:
     """Compile keyword lists. A word listed in several languages keeps the first language listed.
 
-    ``wrong_number``: phrases saying the message reached the wrong person (kind
-    ``wrong_number``). ``questions``: openers ("how do I") that make a later phrase a
-    question about stopping, for review. ``fuzzy``: mistyped opt-out keywords sent alone
-    opt out (kind ``typo``). ``stretched``: "Stoooop" opts out (kind ``stretched``).
+    ``alone``: everyday words that opt out only as the whole message (PARA, CHEGA): never
+    a mention for review, never guessed from a typo. ``wrong_number``: phrases saying the
+    message reached the wrong person (kind ``wrong_number``). ``questions``: openers
+    ("how do I") that make a later phrase a question about stopping, for review.
+    ``fuzzy``: mistyped opt-out keywords sent alone opt out (kind ``typo``).
+    ``stretched``: "Stoooop" opts out (kind ``stretched``).
     """
     order = list(languages)
-    whole = _compile_keywords(order, opt_out, opt_in, help)
+    keywords = _compile_keywords(order, opt_out, opt_in, help)
+    whole = {**_compile_keywords(order, alone or {}, {}, {}), **keywords}
     leading, first_word_max = _compile_first_words(order, first_word)
-    mentions = {k: m for k, m in whole.items() if m.intent == "opt_out" and " " not in k}
+    mentions = {k: m for k, m in keywords.items() if m.intent == "opt_out" and " " not in k}
     # Typos are compared with every intent's keywords, so a word as close to HELP or
     # START as to STOP is seen as doubtful; only opt-out keywords are ever matched.
-    targets = tuple(k for k in whole if " " not in k) if fuzzy else ()
+    targets = tuple(k for k in keywords if " " not in k) if fuzzy else ()
     return ChannelIndex(
         whole=whole,
         first_word=leading,
@@ -232,7 +236,7 @@ def build_index(
         stretched=_compile_stretched(whole) if stretched else {},
         stretched_first=_compile_stretched(leading) if stretched else {},
         typo_targets=targets,
-        typo_whole={k: m for k, m in whole.items() if m.intent == "opt_out" and " " not in k} if fuzzy else {},
+        typo_whole=mentions if fuzzy else {},
         languages=tuple(order),
     )
 
@@ -416,13 +420,21 @@ def review_reason(text: str, index: ChannelIndex) -> str | None:
     question = _question_start(tokens, index)
     if question is not None:
         later = tokens[question:]
-        if _find_phrase(later, index) is not None or any(token in index.mentions for token in later):
+        if _find_phrase(later, index) is not None or _mentioned(later, index) is not None:
             return "asks how to stop messages"
     typo = _typo(tokens, index, _quoted(text))
     if typo.reason is not None:
         return typo.reason
-    for token in tokens:
-        mentioned = index.mentions.get(token)
+    mentioned = _mentioned(tokens, index)
+    if mentioned is not None:
+        return f"mentions the opt-out keyword {mentioned.keyword.upper()}"
+    return None
+
+
+def _mentioned(tokens: Sequence[str], index: ChannelIndex) -> Match | None:
+    """The first opt-out keyword the message contains as a word, or as two ("opt out")."""
+    for i, token in enumerate(tokens):
+        mentioned = index.mentions.get(token) or index.mentions.get("".join(tokens[i:i + 2]))
         if mentioned is not None:
-            return f"mentions the opt-out keyword {mentioned.keyword.upper()}"
+            return mentioned
     return None
