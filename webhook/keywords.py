@@ -49,6 +49,10 @@ class OptOutSection(_Model):
     wrong_number: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
     # Openers ("how do I") that turn a later opt-out phrase into a question, for review.
     questions: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    # Polite and filler words that may surround a keyword ("pls stop", "Baja por favor").
+    fillers: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    # Sequences that give a keyword in the message another meaning ("stop by"), for review.
+    other_senses: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
     reply: dict[StrictStr, StrictStr] = Field(default_factory=dict, max_length=50)
 
 
@@ -180,6 +184,8 @@ def _compile_channel(name: str, ch: ChannelModel, model: DocumentModel) -> Chann
         help=ch.help.keywords,
         wrong_number=ch.opt_out.wrong_number,
         questions=ch.opt_out.questions,
+        fillers=ch.opt_out.fillers,
+        other_senses=ch.opt_out.other_senses,
         fuzzy=ch.fuzzy,
         stretched=ch.stretched,
     )
@@ -274,8 +280,12 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
             ("help", "help.keywords", ch.help.keywords),
             ("opt_out", "opt_out.phrases", ch.opt_out.phrases),
             ("opt_out", "opt_out.wrong_number", ch.opt_out.wrong_number),
-            # A question opener only means "ask an admin"; it may not also be an opt-out.
+            # A question opener only means "ask an admin", and a filler nothing at all:
+            # neither may also be a keyword or phrase.
             ("review", "opt_out.questions", ch.opt_out.questions),
+            ("filler", "opt_out.fillers", ch.opt_out.fillers),
+            # Other senses contain keywords by nature ("stop by"): no clash to check.
+            (None, "opt_out.other_senses", ch.opt_out.other_senses),
         ]
         for intent, where, by_language in word_lists:
             kind = where.rsplit(".", 1)[1]
@@ -298,6 +308,8 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
                     if wildcard:
                         add(path, wildcard)
                     compact = norm.replace(" ", "")
+                    if intent is None:
+                        continue
                     previous = owner.get(compact)
                     if previous and previous[0] != intent:
                         add(path, f"{word!r} already means {previous[0]} at {previous[1]}; a word can mean one intent per channel")
@@ -344,14 +356,14 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
 
 
 def _wildcard_problem(text: str, kind: str) -> str | None:
-    """A ``*`` (any one word) is for phrases, between words: "this isn't * phone"."""
+    """A ``*`` (any one word) is for phrases, after a word: "this isn't * phone", "no soy *"."""
     tokens = phrase_tokens(text)
     if None not in tokens:
         return None
     if kind not in ("phrases", "wrong_number"):
         return f"{WILDCARD} (any one word) is only allowed in phrases"
-    if tokens[0] is None or tokens[-1] is None:
-        return f"{WILDCARD} (any one word) must stand between words, not first or last"
+    if tokens[0] is None:
+        return f"{WILDCARD} (any one word) cannot start a phrase"
     return None
 
 

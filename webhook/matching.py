@@ -18,16 +18,29 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Mapping, Sequence
 
-from rapidfuzz import process
-from rapidfuzz.distance import OSA
-
-from webhook import wordlists
+from webhook import typos, wordlists
 
 STOP_SIGN = "\U0001f6d1"  # 🛑
 # Characters joined to their neighbours rather than becoming a space ("don't" -> "dont").
 APOSTROPHES = frozenset("'’‘ʼ`´")
-# A phrase right after one of these is negated ("don't stop sending deals").
+# A phrase right after one of these is negated ("don't stop sending deals"), in any language.
 NEGATIONS = (("dont",), ("do", "not"), ("not",), ("never",), ("didnt",), ("nicht",))
+# ... and these, for a phrase of their language only: English "No, stop texting me" is
+# an opt-out even when typed without its comma, Spanish "no dejen de enviarme" is not.
+LANGUAGE_NEGATIONS = {
+    "es": (("no",), ("nunca",), ("jamas",)),
+    "pt": (("nao",), ("nunca",), ("jamais",)),
+    "fr": (("ne", "pas"), ("jamais",)),
+    "de": (("nie",),),
+}
+# Punctuation that ends a clause: a negation in an earlier clause does not reach a
+# phrase ("No, stop texting me"), and the last clause may be a keyword on its own.
+_CLAUSE_BREAK = re.compile(r"[.,;:!?¡¿\n]+")
+# Reply and forward prefixes of e-mail subjects (en, de, fr, es, pt, nl, nordic).
+_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|wg|tr|rv|res|enc|sv|antw)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+# Emoji of delight or laughter: "Stop! That's an amazing price 😍" is excitement, not a
+# request. A message with one is never an opt-out by anything but its whole text.
+DELIGHT = frozenset("😍🥰😘😻🤩😂🤣😆😄😁😀😃❤♥💕💖💗💞💯🔥👏🙌")
 # Emoji modifiers that may sit beside the stop sign.
 EMOJI_EXTRAS = frozenset("\ufe0f\ufe0e\u200d ")
 # In a phrase, a "*" standing alone is any one word ("this isn't * phone").
@@ -48,7 +61,9 @@ class Match:
     """What a message asks for.
 
     ``kind``: keyword, first_word, phrase, emoji, wrong_number, stretched or typo
-    (and ``provider``, set by the consent service for Twilio's own opt-out).
+    (and ``provider``, set by the consent service for Twilio's own opt-out). A keyword
+    with polite words around it ("Baja por favor") or ending the message after a
+    sentence ("Not interested. STOP") is a ``keyword`` or ``first_word`` match.
     """
 
     intent: str  # opt_out | opt_in | help
@@ -121,6 +136,8 @@ class ChannelIndex:
     typo_targets: Sequence[str] = ()  # compact keywords of every intent a typo is compared with
     typo_whole: Mapping[str, Match] = field(default_factory=dict)  # compact opt-out keyword -> match
     languages: Sequence[str] = ()  # the channel's languages, whose word lists rule out real words
+    fillers: frozenset[tuple[str, ...]] = frozenset()  # words that may surround a keyword ("pls")
+    other_senses: Mapping[str, Sequence[tuple[str, ...]]] = field(default_factory=dict)  # first word -> senses
 
 
 def _compile_keywords(
@@ -175,13 +192,16 @@ def _compile_phrases(
     return by_first
 
 
-def _compile_questions(order: Sequence[str], questions: Mapping[str, Sequence[str]]) -> dict[str, list[tuple[str, ...]]]:
+def _compile_sequences(order: Sequence[str], lists: Mapping[str, Sequence[str]]) -> dict[str, list[tuple[str, ...]]]:
+    """Word sequences (questions, fillers, other senses) by their first word, longest first."""
     by_first: dict[str, list[tuple[str, ...]]] = {}
     for language in order:
-        for text in questions.get(language, ()):
+        for text in lists.get(language, ()):
             tokens = tuple(normalise(text).split())
             if tokens:
                 by_first.setdefault(tokens[0], []).append(tokens)
+    for sequences in by_first.values():
+        sequences.sort(key=len, reverse=True)
     return by_first
 
 
@@ -205,26 +225,29 @@ def build_index(
     alone: Mapping[str, Sequence[str]] | None = None,
     wrong_number: Mapping[str, Sequence[str]] | None = None,
     questions: Mapping[str, Sequence[str]] | None = None,
+    fillers: Mapping[str, Sequence[str]] | None = None,
+    other_senses: Mapping[str, Sequence[str]] | None = None,
     fuzzy: bool = False,
     stretched: bool = False,
 ) -> ChannelIndex:
     """Compile keyword lists. A word listed in several languages keeps the first language listed.
 
     ``alone``: everyday words that opt out only as the whole message (PARA, CHEGA): never
-    a mention for review, never guessed from a typo. ``wrong_number``: phrases saying the
-    message reached the wrong person (kind ``wrong_number``). ``questions``: openers
-    ("how do I") that make a later phrase a question about stopping, for review.
-    ``fuzzy``: mistyped opt-out keywords sent alone opt out (kind ``typo``).
-    ``stretched``: "Stoooop" opts out (kind ``stretched``).
+    a mention for review. ``wrong_number``: phrases saying the message reached the wrong
+    person (kind ``wrong_number``). ``questions``: openers ("how do I") that make a later
+    phrase a question about stopping, for review. ``fillers``: words that may surround a
+    keyword ("pls", "por favor"). ``other_senses``: sequences that give a keyword another
+    meaning ("stop by"), for review. ``fuzzy``: mistyped opt-out keywords sent alone opt
+    out (kind ``typo``). ``stretched``: "Stoooop" opts out (kind ``stretched``).
     """
     order = list(languages)
     keywords = _compile_keywords(order, opt_out, opt_in, help)
-    whole = {**_compile_keywords(order, alone or {}, {}, {}), **keywords}
+    whole = {**keywords, **{k: m for k, m in _compile_keywords(order, alone or {}, {}, {}).items() if k not in keywords}}
     leading, first_word_max = _compile_first_words(order, first_word)
     mentions = {k: m for k, m in keywords.items() if m.intent == "opt_out" and " " not in k}
     # Typos are compared with every intent's keywords, so a word as close to HELP or
     # START as to STOP is seen as doubtful; only opt-out keywords are ever matched.
-    targets = tuple(k for k in keywords if " " not in k) if fuzzy else ()
+    targets = tuple(k for k in whole if " " not in k) if fuzzy else ()
     return ChannelIndex(
         whole=whole,
         first_word=leading,
@@ -232,12 +255,14 @@ def build_index(
         phrases=_compile_phrases(order, phrases, wrong_number or {}),
         stop_sign_language=order[0],
         mentions=mentions,
-        questions=_compile_questions(order, questions or {}),
+        questions=_compile_sequences(order, questions or {}),
         stretched=_compile_stretched(whole) if stretched else {},
         stretched_first=_compile_stretched(leading) if stretched else {},
         typo_targets=targets,
-        typo_whole=mentions if fuzzy else {},
+        typo_whole={k: m for k, m in whole.items() if m.intent == "opt_out" and " " not in k} if fuzzy else {},
         languages=tuple(order),
+        fillers=frozenset(seq for seqs in _compile_sequences(order, fillers or {}).values() for seq in seqs),
+        other_senses=_compile_sequences(order, other_senses or {}),
     )
 
 
@@ -246,38 +271,90 @@ def _is_stop_sign_only(text: str) -> bool:
     return bool(stripped) and all(ch == STOP_SIGN for ch in stripped)
 
 
-def _negated(tokens: Sequence[str], start: int) -> bool:
-    for negation in NEGATIONS:
+@dataclass(frozen=True)
+class _Message:
+    """A message as the rules read it: its text, folded words, and where its clauses start."""
+
+    text: str
+    tokens: tuple[str, ...]
+
+    def clause_starts(self) -> frozenset[int]:
+        """Indices of the words that start a clause (after . , ! ? and the like)."""
+        starts, count = set(), 0
+        for clause in _CLAUSE_BREAK.split(self.text):
+            starts.add(count)
+            count += len(normalise(clause).split())
+        return frozenset(starts)
+
+    def last_clause(self) -> tuple[str, ...]:
+        clauses = [normalise(clause) for clause in _CLAUSE_BREAK.split(self.text)]
+        spoken = [clause for clause in clauses if clause]
+        return tuple(spoken[-1].split()) if spoken else ()
+
+
+def _starts_with(tokens: Sequence[str], start: int, sequences: Mapping[str, Sequence[tuple[str, ...]]]) -> tuple[str, ...] | None:
+    """The longest configured sequence starting at ``start``, if any."""
+    if start >= len(tokens):
+        return None
+    for sequence in sequences.get(tokens[start], ()):
+        if tuple(tokens[start:start + len(sequence)]) == sequence:
+            return sequence
+    return None
+
+
+def _find_sequence(tokens: Sequence[str], sequences: Mapping[str, Sequence[tuple[str, ...]]]) -> tuple[int, tuple[str, ...]] | None:
+    for start in range(len(tokens)):
+        found = _starts_with(tokens, start, sequences)
+        if found is not None:
+            return start, found
+    return None
+
+
+def _without_fillers(tokens: Sequence[str], index: ChannelIndex) -> tuple[str, ...]:
+    """The words left once polite and filler words are taken off both ends ("pls stop")."""
+    start, end = 0, len(tokens)
+    longest = max(map(len, index.fillers), default=0)
+    while start < end and (n := _filler_length(tokens[start:start + longest], index, at_end=False)):
+        start += n
+    while start < end and (n := _filler_length(tokens[max(start, end - longest):end], index, at_end=True)):
+        end -= n
+    return tuple(tokens[start:end])
+
+
+def _filler_length(window: Sequence[str], index: ChannelIndex, *, at_end: bool) -> int:
+    """How many words of ``window`` (its start, or its end) are one filler; 0 when none."""
+    for n in range(len(window), 0, -1):
+        if tuple(window[-n:] if at_end else window[:n]) in index.fillers:
+            return n
+    return 0
+
+
+def _negated(message: _Message, start: int, language: str) -> bool:
+    tokens = message.tokens
+    for negation in NEGATIONS + LANGUAGE_NEGATIONS.get(wordlists.base_language(language), ()):
         n = len(negation)
         if start >= n and tuple(tokens[start - n:start]) == negation:
-            return True
+            return start not in message.clause_starts()
     return False
 
 
 def _phrase_at(tokens: Sequence[str], start: int, phrase: Sequence[str | None]) -> bool:
-    if start + len(phrase) > len(tokens):
-        return False
+    end = start + len(phrase)
+    if end > len(tokens) or (phrase[-1] is None and end != len(tokens)):
+        return False  # a "*" ending a phrase is the message's last word ("no soy *")
     return all(want is None or want == tokens[start + i] for i, want in enumerate(phrase))
 
 
-def _find_phrase(tokens: Sequence[str], index: ChannelIndex) -> tuple[int, Match] | None:
+def _find_phrase(message: _Message, index: ChannelIndex, first: int = 0) -> tuple[int, Match] | None:
     """The best-ranked phrase stated in the message (not negated), with where it starts."""
     best: tuple[int, Phrase] | None = None
-    for start, token in enumerate(tokens):
-        for phrase in index.phrases.get(token, ()):
+    tokens = message.tokens
+    for start in range(first, len(tokens)):
+        for phrase in index.phrases.get(tokens[start], ()):
             if (best is None or phrase.rank < best[1].rank) and _phrase_at(tokens, start, phrase.tokens):
-                if not _negated(tokens, start):
+                if not _negated(message, start, phrase.found.language):
                     best = (start, phrase)
     return (best[0], best[1].found) if best else None
-
-
-def _question_start(tokens: Sequence[str], index: ChannelIndex) -> int | None:
-    """Where the first configured question opener ("how do i") starts, if any."""
-    for start, token in enumerate(tokens):
-        for opener in index.questions.get(token, ()):
-            if tuple(tokens[start:start + len(opener)]) == opener:
-                return start
-    return None
 
 
 def _word_lists(index: ChannelIndex) -> list[wordlists.WordList | None]:
@@ -308,7 +385,9 @@ def _stretched(tokens: Sequence[str], index: ChannelIndex) -> Match | None:
 
 
 @dataclass(frozen=True)
-class _TypoVerdict:
+class _Verdict:
+    """What a rule made of a message: a match, or a reason to review it, or neither."""
+
     found: Match | None = None
     reason: str | None = None
 
@@ -322,38 +401,38 @@ def _keywords_named(keys: Sequence[str], index: ChannelIndex) -> str:
     return " or ".join(names)
 
 
-def _typo_of(word: str, eligible: Mapping[str, Match], index: ChannelIndex, typed: str) -> _TypoVerdict:
+def _typo_of(word: str, eligible: Mapping[str, Match], index: ChannelIndex, typed: str) -> _Verdict:
     """Judge one word against the keywords; ``eligible`` are those it may opt out as."""
     if len(word) < TYPO_MIN_LENGTH or not word.isalpha():
-        return _TypoVerdict()
-    near = process.extract(word, index.typo_targets, scorer=OSA.distance, score_cutoff=2, limit=None)
-    one = [key for key, distance, _ in near if distance == 1]
-    two = [key for key, distance, _ in near if distance == 2 and len(key) >= TYPO_GUESS_MIN_LENGTH]
-    opt_out_one = [key for key in one if index.whole[key].intent == "opt_out"]
-    lists = _word_lists(index)
-    if opt_out_one:
-        named = _keywords_named(one, index)
+        return _Verdict()
+    near = typos.near_keywords(word, index.typo_targets)
+    slips = [n.keyword for n in near if n.plausible]
+    if any(index.whole[key].intent == "opt_out" for key in slips):
+        named = _keywords_named(slips, index)
+        lists = _word_lists(index)
         if any(words is not None and word in words.everyday for words in lists):
-            return _TypoVerdict()  # "Step", "Shop": the word they meant
+            return _Verdict()  # "Step", "Shop": the word they meant
         if any(words is not None and word in words.known for words in lists):
-            return _TypoVerdict(reason=f'looks like a typo of {named} ("{typed}"), but it is also a word')
-        if len(one) > 1 or one[0] not in eligible:
-            return _TypoVerdict(reason=f'looks like a typo of {named} ("{typed}")')
+            return _Verdict(reason=f'looks like a typo of {named} ("{typed}"), but it is also a word')
+        # One slip from several opt-out keywords (STOP and STOPP) is still an opt-out;
+        # from keywords of different intents (STOP and a help word) it is a guess.
+        if len({index.whole[key].intent for key in slips}) > 1 or not any(key in eligible for key in slips):
+            return _Verdict(reason=f'looks like a typo of {named} ("{typed}")')
         if None in lists:
             missing = ", ".join(lang for lang, words in zip(index.languages, lists, strict=True) if words is None)
-            return _TypoVerdict(reason=f'looks like a typo of {named} ("{typed}"); no word list for {missing}')
-        found = eligible[one[0]]
-        return _TypoVerdict(found=Match("opt_out", found.keyword, found.language, "typo"))
-    opt_out_two = [key for key in two if index.whole[key].intent == "opt_out"]
-    if not one and opt_out_two and not _is_known_word(word, index):
-        return _TypoVerdict(reason=f'might be a typo of {_keywords_named(opt_out_two, index)} ("{typed}")')
-    return _TypoVerdict()
+            return _Verdict(reason=f'looks like a typo of {named} ("{typed}"); no word list for {missing}')
+        found = eligible[next(key for key in slips if key in eligible)]
+        return _Verdict(found=Match("opt_out", found.keyword, found.language, "typo"))
+    guesses = [n.keyword for n in near if len(n.keyword) >= TYPO_GUESS_MIN_LENGTH and index.whole[n.keyword].intent == "opt_out"]
+    if not slips and guesses and not _is_known_word(word, index):
+        return _Verdict(reason=f'might be a typo of {_keywords_named(guesses, index)} ("{typed}")')
+    return _Verdict()
 
 
-def _typo(tokens: Sequence[str], index: ChannelIndex, typed: str) -> _TypoVerdict:
+def _typo(tokens: Sequence[str], index: ChannelIndex, typed: str) -> _Verdict:
     """A mistyped opt-out keyword as the whole message, or first of two words ("Stpo pls")."""
     if not index.typo_targets:
-        return _TypoVerdict()
+        return _Verdict()
     candidates: list[tuple[str, Mapping[str, Match]]] = []
     whole = _whole_candidate(tokens)
     if whole:
@@ -366,7 +445,7 @@ def _typo(tokens: Sequence[str], index: ChannelIndex, typed: str) -> _TypoVerdic
         if verdict.found is not None:
             return verdict
         reason = reason or verdict.reason
-    return _TypoVerdict(reason=reason)
+    return _Verdict(reason=reason)
 
 
 def _quoted(text: str) -> str:
@@ -375,60 +454,95 @@ def _quoted(text: str) -> str:
     return typed if len(typed) <= 40 else typed[:39] + "…"
 
 
-def match(text: str, index: ChannelIndex) -> Match | None:
-    """Decide what a message asks for on one channel, or None for an ordinary message.
+def _whole(tokens: Sequence[str], index: ChannelIndex) -> Match | None:
+    norm = " ".join(tokens)
+    return index.whole.get(norm) or index.whole.get(norm.replace(" ", ""))
 
-    Never returns a review: for a message it does not match, ``review_reason`` says
-    whether an admin should look at it.
-    """
-    norm = normalise(text)
-    if not norm:
-        if _is_stop_sign_only(text):
-            return Match("opt_out", STOP_SIGN, index.stop_sign_language, "emoji")
-        return None
-    whole = index.whole.get(norm) or index.whole.get(norm.replace(" ", ""))
-    if whole is not None:
-        return whole
-    tokens = norm.split()
+
+def _first_word(tokens: Sequence[str], index: ChannelIndex) -> Match | None:
     for n in range(min(index.first_word_max, len(tokens)), 0, -1):
         leading = index.first_word.get(" ".join(tokens[:n])) or index.first_word.get("".join(tokens[:n]))
         if leading is not None:
             return leading
-    stated = _find_phrase(tokens, index)
+    return None
+
+
+def _stated(message: _Message, index: ChannelIndex) -> _Verdict:
+    """The rules that find an opt-out inside a longer message, most specific first."""
+    tokens = message.tokens
+    found = _first_word(tokens, index)
+    if found is not None:
+        return _Verdict(found)
+    stated = _find_phrase(message, index)
     if stated is not None:
         start, found = stated
-        question = _question_start(tokens, index)
-        if found.kind == "wrong_number" or question is None or question > start:
-            return found
-        return None  # "how do I stop these messages?": a question, for review
+        question = _find_sequence(tokens[:start], index.questions)
+        if found.kind == "wrong_number" or question is None:
+            return _Verdict(found)
+        return _Verdict(reason="asks how to stop messages")
+    bare = _without_fillers(tokens, index)
+    if bare and bare != tokens:
+        found = _whole(bare, index)
+        if found is not None and found.intent == "opt_out":
+            return _Verdict(found)  # "pls stop", "Baja por favor"
+        found = _first_word(bare, index)
+        if found is not None:
+            return _Verdict(found)  # "ok stop sending me these"
+    last = _without_fillers(message.last_clause(), index)
+    if last and len(last) < len(tokens):
+        found = index.first_word.get(" ".join(last)) or index.first_word.get("".join(last))
+        if found is not None:
+            return _Verdict(found)  # "Not interested. STOP": the keyword is a sentence of its own
     if index.stretched or index.stretched_first:
         held = _stretched(tokens, index)
         if held is not None:
-            return held
-    return _typo(tokens, index, _quoted(text)).found
+            return _Verdict(held)
+    return _typo(tokens, index, _quoted(message.text))
 
 
-def review_reason(text: str, index: ChannelIndex) -> str | None:
-    """Why an admin should review a message that ``match`` did not match, or None.
-
-    A short English sentence for the review queue: "asks how to stop messages",
-    'looks like a typo of STOP ("Stpo")', "mentions the opt-out keyword CANCEL".
-    """
-    tokens = normalise(text).split()
-    if not tokens:
-        return None
-    question = _question_start(tokens, index)
-    if question is not None:
-        later = tokens[question:]
-        if _find_phrase(later, index) is not None or _mentioned(later, index) is not None:
-            return "asks how to stop messages"
-    typo = _typo(tokens, index, _quoted(text))
-    if typo.reason is not None:
-        return typo.reason
-    mentioned = _mentioned(tokens, index)
-    if mentioned is not None:
-        return f"mentions the opt-out keyword {mentioned.keyword.upper()}"
+def _doubt(message: _Message, found: Match, index: ChannelIndex) -> str | None:
+    """Why an opt-out found inside a longer message may mean something else, if it may."""
+    sense = _find_sequence(message.tokens, index.other_senses)
+    if sense is not None:
+        return f'"{found.keyword}" may mean something else here ("{" ".join(sense[1])}")'
+    if any(ch in DELIGHT for ch in message.text):
+        return f'"{found.keyword}" comes with an emoji of delight or laughter'
     return None
+
+
+def _judge(text: str, index: ChannelIndex, *, explain: bool) -> _Verdict:
+    """The match for a message, or (with ``explain``) why it should be reviewed."""
+    norm = normalise(text)
+    if not norm:
+        if _is_stop_sign_only(text):
+            return _Verdict(Match("opt_out", STOP_SIGN, index.stop_sign_language, "emoji"))
+        return _Verdict()
+    exact = _whole(norm.split(), index)
+    if exact is not None:
+        return _Verdict(exact)
+    prefix = _REPLY_PREFIX.match(text)
+    if prefix:
+        # A reply to an e-mail: what follows "Re:" is our own subject unless it is a keyword.
+        return _Verdict(_whole(normalise(text[prefix.end():]).split(), index))
+    message = _Message(text, tuple(norm.split()))
+    verdict = _stated(message, index)
+    if verdict.found is not None:
+        doubt = _doubt(message, verdict.found, index)
+        return verdict if doubt is None else _Verdict(reason=doubt)
+    if not explain or verdict.reason is not None:
+        return verdict
+    return _Verdict(reason=_mention_reason(message, index))
+
+
+def _mention_reason(message: _Message, index: ChannelIndex) -> str | None:
+    tokens = message.tokens
+    mentioned = _mentioned(tokens, index)
+    if mentioned is None:
+        return None
+    question = _find_sequence(tokens, index.questions)
+    if question is not None and _mentioned(tokens[question[0]:], index) is not None:
+        return "asks how to stop messages"
+    return f"mentions the opt-out keyword {mentioned.keyword.upper()}"
 
 
 def _mentioned(tokens: Sequence[str], index: ChannelIndex) -> Match | None:
@@ -438,3 +552,21 @@ def _mentioned(tokens: Sequence[str], index: ChannelIndex) -> Match | None:
         if mentioned is not None:
             return mentioned
     return None
+
+
+def match(text: str, index: ChannelIndex) -> Match | None:
+    """Decide what a message asks for on one channel, or None for an ordinary message.
+
+    Never returns a review: for a message it does not match, ``review_reason`` says
+    whether an admin should look at it.
+    """
+    return _judge(text, index, explain=False).found
+
+
+def review_reason(text: str, index: ChannelIndex) -> str | None:
+    """Why an admin should review a message that ``match`` did not match, or None.
+
+    A short English sentence for the review queue: "asks how to stop messages",
+    'looks like a typo of STOP ("Stpo")', "mentions the opt-out keyword CANCEL".
+    """
+    return _judge(text, index, explain=True).reason

@@ -74,7 +74,6 @@ def test_opt_in_and_help_never_match_fuzzily(text):
 @pytest.mark.parametrize(
     "text,reason",
     [
-        ("Stopa", 'looks like a typo of STOP or STOPP ("Stopa")'),  # one edit from two keywords
         ("Strop", 'looks like a typo of STOP ("Strop"), but it is also a word'),  # a rare word
         ("Unsbscrbe", 'might be a typo of UNSUBSCRIBE ("Unsbscrbe")'),  # two edits
         ("Cancle order", 'looks like a typo of CANCEL ("Cancle order")'),  # CANCEL is no first word
@@ -83,6 +82,37 @@ def test_opt_in_and_help_never_match_fuzzily(text):
 def test_a_doubtful_typo_goes_to_review_with_its_reason(text, reason):
     assert match(text, SMS) is None
     assert review_reason(text, SMS) == reason
+
+
+def test_a_slip_away_from_keywords_of_two_intents_is_reviewed():
+    document = copy.deepcopy(CONFIG.document)
+    document["channels"]["sms"]["help"]["keywords"]["es"].append("CAJA")
+    index = parse_document(document).channels["sms"].index
+    # V touches both B and C: BAJA (opt out) or CAJA (help)? An admin decides.
+    assert match("Vaja", index) is None
+    assert review_reason("Vaja", index) == 'looks like a typo of BAJA or CAJA ("Vaja")'
+    assert found("Vaja") == ("opt_out", "BAJA", "typo")  # the shipped config has no CAJA
+
+
+@pytest.mark.parametrize(
+    "text,keyword",
+    [("Stopo", "STOP"), ("Stpp", "STOP"), ("Arrte", "ARRÊT"), ("Cancelr", "CANCEL")],
+)
+def test_a_slip_away_from_two_opt_out_keywords_opts_out_as_the_first_listed(text, keyword):
+    assert found(text) == ("opt_out", keyword, "typo")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Stopa",  # a surname: A is nowhere near P
+        "Jaja",  # laughter: J does not touch B (BAJA)
+        "Topp", "Top merci",  # a lost first letter is no slip (STOPP, STOP MERCI)
+        "Endo",  # O does not touch E (ENDE); END is too short to guess from
+    ],
+)
+def test_short_keywords_need_a_keyboard_slip(text):
+    assert match(text, SMS) is None
 
 
 def test_ordinary_words_have_no_review_reason():

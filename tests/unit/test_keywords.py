@@ -200,12 +200,12 @@ def test_unknown_keys_under_opt_out_are_refused():
 @pytest.mark.parametrize(
     "kind,text,message",
     [
-        ("phrases", "* stop texting", "must stand between words"),
-        ("wrong_number", "isn't my phone *", "must stand between words"),
+        ("phrases", "* stop texting", "cannot start a phrase"),
+        ("wrong_number", "* isn't my phone", "cannot start a phrase"),
         ("keywords", "STOP * ALL", "only allowed in phrases"),
     ],
 )
-def test_a_wildcard_stands_between_words_of_a_phrase(kind, text, message):
+def test_a_wildcard_follows_a_word_of_a_phrase(kind, text, message):
     d = doc()
     d["channels"]["sms"]["opt_out"][kind]["en"].append(text)
     last = len(d["channels"]["sms"]["opt_out"][kind]["en"]) - 1
@@ -223,3 +223,23 @@ def test_a_wrong_number_language_needs_an_opt_out_reply():
     d["channels"]["sms"]["languages"].append("it")
     d["channels"]["sms"]["opt_out"]["wrong_number"]["it"] = ["numero sbagliato"]
     assert ("channels.sms.opt_out.reply", "no opt_out reply for language 'it', which has opt_out keywords") in problems(d)
+
+
+def test_fillers_and_other_senses_are_checked():
+    d = doc()
+    opt_out = d["channels"]["whatsapp"]["opt_out"]
+    opt_out["fillers"]["en"].append("stop")  # a filler cannot also be a keyword
+    opt_out["other_senses"]["it"] = ["fermata del bus"]  # not a language of the channel
+    opt_out["other_senses"]["fr"].append("arrêt * bus")  # "*" is for phrases only
+    found = problems(d)
+    last_filler = len(opt_out["fillers"]["en"]) - 1
+    last_sense = len(opt_out["other_senses"]["fr"]) - 1
+    assert any(p == f"channels.whatsapp.opt_out.fillers.en.{last_filler}" and "already means opt_out" in m for p, m in found)
+    assert any(p == "channels.whatsapp.opt_out.other_senses.it" and "not in channels.whatsapp.languages" in m for p, m in found)
+    assert any(p == f"channels.whatsapp.opt_out.other_senses.fr.{last_sense}" and "only allowed in phrases" in m for p, m in found)
+
+
+def test_other_senses_may_contain_keywords():
+    d = doc()
+    d["channels"]["sms"]["opt_out"]["other_senses"]["en"].append("stop watch")
+    assert parse_document(d).channels["sms"].index.other_senses["stop"]
