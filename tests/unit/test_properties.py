@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rapidfuzz.distance import OSA
 
 from webhook.keywords import load_file
-from webhook.matching import match, normalise
+from webhook.matching import match, normalise, review_reason
 from webhook.settings import PACKAGED_KEYWORDS
+from webhook.wordlists import WordList, word_list
 
 CONFIG = load_file(PACKAGED_KEYWORDS)
 # Keys of the whole-message index that mean opt-in, in spaced and compact forms.
@@ -38,3 +40,75 @@ def test_match_never_raises_and_only_opts_in_on_a_whole_opt_in_keyword(text, cha
 def test_stop_keyword_survives_surrounding_punctuation_and_emoji(keyword, before, after):
     found = match(before + keyword + after, CONFIG.channels["sms"].index)
     assert found is not None and found.intent == "opt_out"
+
+
+# -- the fuzzy paths (docs/matching.md, "Typos", "Stretched and spaced words") ---------------
+
+EMPTY = WordList("none", frozenset(), frozenset())
+SMS = CONFIG.channels["sms"].index
+LANGUAGES = CONFIG.channels["sms"].languages
+KNOWN_WORDS = sorted({w for language in LANGUAGES for w in (word_list(language) or EMPTY).known})
+STRICT_WORDS = sorted(
+    {found.keyword for channel in CONFIG.channels.values() for found in channel.index.whole.values() if found.intent != "opt_out"}
+)
+WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzäéñ", min_size=1, max_size=9)
+
+
+def one_edit(word: str, data) -> str:
+    """``word`` with one random letter wrong, missing, extra, or two neighbours swapped."""
+    i = data.draw(st.integers(0, len(word) - 1))
+    letter = data.draw(st.sampled_from("abcdefghijklmnopqrstuvwxyz"))
+    how = data.draw(st.sampled_from(["wrong", "missing", "extra", "swap"]))
+    if how == "wrong":
+        return word[:i] + letter + word[i + 1:]
+    if how == "missing":
+        return word[:i] + word[i + 1:]
+    if how == "extra":
+        return word[:i] + letter + word[i:]
+    return word[:i] + word[i + 1:i + 2] + word[i] + word[i + 2:]
+
+
+@given(st.sampled_from(KNOWN_WORDS), st.sampled_from(["", "!", " ?", " :)"]))
+@settings(max_examples=500)
+def test_a_word_of_the_channel_languages_is_never_a_fuzzy_opt_out(word, tail):
+    found = match(word + tail, SMS)
+    assert found is None or found.kind not in ("typo", "stretched"), (word, found)
+
+
+@given(st.sampled_from(STRICT_WORDS), st.data(), st.sampled_from(sorted(CONFIG.channels)))
+@settings(max_examples=500)
+def test_opt_in_and_help_never_match_a_mistyped_or_stretched_keyword(keyword, data, channel):
+    typed = one_edit(keyword, data)
+    stretched = typed + typed[-1] * data.draw(st.integers(0, 4))
+    index = CONFIG.channels[channel].index
+    for text in (typed, stretched):
+        found = match(text, index)
+        if found is not None and found.intent != "opt_out":
+            assert found.kind == "keyword" and normalise(text).replace(" ", "") in index.whole, (text, found)
+
+
+@given(st.lists(WORDS.filter(lambda w: len(w) > 1), min_size=3, max_size=6))
+@settings(max_examples=300)
+def test_a_typo_needs_a_message_of_at_most_two_words(words):
+    found = match(" ".join(words), SMS)
+    assert found is None or found.kind != "typo"
+
+
+@given(TEXT, st.sampled_from(sorted(CONFIG.channels)))
+@settings(max_examples=300)
+def test_review_reason_never_raises_and_match_never_reviews(text, channel):
+    index = CONFIG.channels[channel].index
+    found = match(text, index)
+    reason = review_reason(text, index)
+    assert found is None or found.intent in ("opt_out", "opt_in", "help")
+    assert found is None or reason is None  # a matched message is never also queued
+    assert reason is None or (isinstance(reason, str) and reason)
+
+
+@given(st.sampled_from(sorted(k for k, m in SMS.whole.items() if m.intent == "opt_out" and " " not in k and len(k) >= 4)), st.data())
+@settings(max_examples=300)
+def test_a_typo_opt_out_is_at_most_one_edit_from_the_keyword_it_names(keyword, data):
+    typed = one_edit(keyword, data)
+    found = match(typed, SMS)
+    if found is not None and found.kind == "typo":
+        assert OSA.distance(normalise(typed).replace(" ", ""), normalise(found.keyword).replace(" ", "")) == 1
