@@ -175,3 +175,10 @@ def test_word_lists_are_folded_like_messages_and_keep_only_seen_words():
     assert "stpo" not in word_list("de").known  # a dictionary-floor entry, not a seen word
     assert word_list("pt-BR") is word_list("pt")
     assert word_list("sw") is None
+
+
+def test_word_list_entries_are_read_in_either_json_layout():
+    from webhook.wordlists import _seen_words
+
+    assert _seen_words('{"stop": 1019739, "stpo": 50, "arrêt": 11029}') == {"stop": 1019739, "arrêt": 11029}
+    assert _seen_words('{"stop":1019739,"stpo":50}') == {"stop": 1019739, "stpo": 50}  # parsed; the floor is applied later
