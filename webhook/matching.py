@@ -83,6 +83,13 @@ def _fold_char(ch: str) -> str:
     return " "  # punctuation, symbols, emoji, hyphens, controls, spaces
 
 
+# The same folding for plain ASCII text, which most messages are, as one translate call:
+# letters and digits stay, apostrophes join, everything else is a word break.
+_ASCII_FOLD = str.maketrans(
+    {chr(c): ("" if chr(c) in APOSTROPHES else " ") for c in range(128) if not chr(c).isalnum()}
+)
+
+
 def normalise(text: str) -> str:
     """Fold a message for matching: NFKC, case-fold, no accents, words split by single spaces.
 
@@ -90,6 +97,12 @@ def normalise(text: str) -> str:
     """
     if not text:
         return ""
+    if text.isascii():
+        return " ".join(text.lower().translate(_ASCII_FOLD).split())
+    return _normalise_unicode(text)
+
+
+def _normalise_unicode(text: str) -> str:
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
     words = "".join(map(_fold_char, folded)).split()
     # Recompose what NFKD split and the accent strip did not remove (Hangul, for one).
@@ -287,9 +300,12 @@ class _Message:
         return frozenset(starts)
 
     def last_clause(self) -> tuple[str, ...]:
-        clauses = [normalise(clause) for clause in _CLAUSE_BREAK.split(self.text)]
-        spoken = [clause for clause in clauses if clause]
-        return tuple(spoken[-1].split()) if spoken else ()
+        """The words of the last clause that has any ("Not interested. STOP!" -> stop)."""
+        for clause in reversed(_CLAUSE_BREAK.split(self.text)):
+            words = normalise(clause).split()
+            if words:
+                return tuple(words)
+        return ()
 
 
 def _starts_with(tokens: Sequence[str], start: int, sequences: Mapping[str, Sequence[tuple[str, ...]]]) -> tuple[str, ...] | None:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from rapidfuzz.distance import OSA
 
 from webhook.keywords import load_file
-from webhook.matching import match, normalise, review_reason
+from webhook.matching import _normalise_unicode, match, normalise, review_reason
 from webhook.settings import PACKAGED_KEYWORDS
 from webhook.wordlists import WordList, word_list
 
@@ -23,6 +23,12 @@ def test_normalise_never_raises_and_is_idempotent(text):
     once = normalise(text)
     assert normalise(once) == once
     assert once == once.strip() and "  " not in once
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+@settings(max_examples=500)
+def test_the_ascii_fast_path_folds_like_the_unicode_one(text):
+    assert normalise(text) == _normalise_unicode(text)
 
 
 @given(TEXT, st.sampled_from(sorted(CONFIG.channels)))
