@@ -286,7 +286,7 @@ def _is_stop_sign_only(text: str) -> bool:
 
 @dataclass(frozen=True)
 class _Message:
-    """A message as the rules read it: its text, folded words, and where its clauses start."""
+    """A message as the rules read it: its text and its folded words; clauses on demand."""
 
     text: str
     tokens: tuple[str, ...]
@@ -361,11 +361,11 @@ def _phrase_at(tokens: Sequence[str], start: int, phrase: Sequence[str | None]) 
     return all(want is None or want == tokens[start + i] for i, want in enumerate(phrase))
 
 
-def _find_phrase(message: _Message, index: ChannelIndex, first: int = 0) -> tuple[int, Match] | None:
+def _find_phrase(message: _Message, index: ChannelIndex) -> tuple[int, Match] | None:
     """The best-ranked phrase stated in the message (not negated), with where it starts."""
     best: tuple[int, Phrase] | None = None
     tokens = message.tokens
-    for start in range(first, len(tokens)):
+    for start in range(len(tokens)):
         for phrase in index.phrases.get(tokens[start], ()):
             if (best is None or phrase.rank < best[1].rank) and _phrase_at(tokens, start, phrase.tokens):
                 if not _negated(message, start, phrase.found.language):
