@@ -55,6 +55,11 @@ def reason_in(text: str, found: Match) -> bool:
     if found.kind in ("keyword", "emoji"):
         return False  # the whole message was the keyword (however it was spelt) or 🛑
     tokens = normalise(text).split()
+    if found.kind in ("typo", "stretched"):
+        # The misspelt keyword is the whole message ("Stpo pls", "s t o o p") or its first
+        # word ("Stoooop texting me"): what follows it may be a reason.
+        whole = len(tokens) <= 2 or all(len(token) == 1 for token in tokens)
+        tokens = [] if whole else tokens[1:]
     if found.kind in ("first_word", "phrase"):
         matched = normalise(found.keyword).split()
         for start in range(len(tokens) - len(matched) + 1):

@@ -26,7 +26,7 @@ from webhook.cli_support import (
 )
 from webhook.consent import dry_run
 from webhook.database_check import check_reachable
-from webhook.keywords import KeywordConfigError, load_file, parse_yaml
+from webhook.keywords import KeywordConfig, KeywordConfigError, load_file, parse_yaml
 from webhook.settings import PACKAGED_KEYWORDS, SETTINGS, SettingsError, from_env, load_local_secrets
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -118,31 +118,81 @@ def check(path: str | None) -> None:
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("text")
-@click.option("--channel", default="sms", show_default=True, help="Channel name from the keywords file.")
-@click.option("--keywords", "keywords_path", type=click.Path(dir_okay=False), help="Keywords file (default: ./keywords.yaml, else the packaged one).")
+@click.argument("text", required=False)
+@click.option("--channel", default="sms", show_default=True, help="Channel name.")
+@click.option("--keywords", "keywords_path", type=click.Path(dir_okay=False),
+              help="Try this keywords file instead of the version running in the database.")
+@click.option("--corpus", "corpus_path", type=click.Path(dir_okay=False),
+              help="Score a labelled corpus (TSV: expect, channel, language, category, body, note) instead of TEXT.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def match(text: str, channel: str, keywords_path: str | None, as_json: bool) -> None:
-    """Show what a message would do on a channel, without recording anything.
+def match(text: str | None, channel: str, keywords_path: str | None, corpus_path: str | None, as_json: bool) -> None:
+    """Show what the service would do with a message on a channel, recording nothing.
+
+    The decision is the service's own (opt-out, opt-in, help, the review queue, or
+    nothing) for a contact with no history, under the keyword version running in the
+    database (DATABASE_URL), or under --keywords FILE. With --corpus, prints opt-out
+    precision and recall per category of a labelled corpus.
 
     Example: unsub match "Stop texting me" --channel sms
     """
-    try:
-        config = load_file(_keywords_path(keywords_path))
-    except KeywordConfigError as error:
-        _fail(str(error))
+    if (text is None) == (corpus_path is None):
+        _fail("give a message to try, or --corpus FILE (one of them)")
+    config, where = _config_to_try(keywords_path)
+    if corpus_path is not None:
+        from webhook import corpus
+
+        try:
+            rows = corpus.read_corpus(Path(corpus_path))
+            report = corpus.score(rows, config)
+        except OSError as error:
+            cannot("read", corpus_path, error)
+        except corpus.CorpusError as error:
+            _fail(f"{corpus_path}: {error}")
+        click.echo(f"{len(rows)} messages scored under {where}")
+        click.echo(corpus.format_report(report))
+        return
+    assert text is not None
     found_channel = config.channel(channel)
     if found_channel is None:
         _fail(f"unknown channel {channel!r}; channels: {', '.join(config.channels)}")
-    result = dry_run(found_channel, text)
+    result = dry_run(found_channel, text, config.version)
     found = result.match
     if as_json:
         click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
-    elif found is None:
-        click.echo(f"{channel}: no intent (ordinary message: no reply, no change)")
-    else:
+        return
+    if found is not None:
         click.echo(f"{channel}: {found.intent} (keyword {found.keyword!r}, language {found.language}, {found.kind})")
         click.echo(f"reply: {result.reply}")
+    elif result.decision.review_reason:
+        click.echo(f"{channel}: review (no reply, no change; it waits in the review queue: {result.decision.review_reason})")
+    else:
+        click.echo(f"{channel}: no intent (ordinary message: no reply, no change)")
+    click.echo(f"under {where}")
+
+
+def _config_to_try(keywords_path: str | None) -> tuple[KeywordConfig, str]:
+    """The keyword configuration a dry run uses, and words saying which: a file given, else
+    the version running in the database (which must exist: a dry run creates nothing)."""
+    if keywords_path:
+        try:
+            return load_file(Path(keywords_path)), f"the file {keywords_path}"
+        except KeywordConfigError as error:
+            _fail(str(error))
+    from webhook.configuration import config_of
+    from webhook.store import StoreUnavailable, open_store
+
+    url = existing_database_url(database_url_from_env())
+    try:
+        check_reachable(url, "DATABASE_URL")
+        store = open_store(url)
+        store.migrate()
+        latest = store.latest_keyword_version()
+        store.close()
+    except StoreUnavailable as error:
+        _fail(str(error))
+    if latest is None:
+        _fail(f"no keyword version in {database_location(url)} yet: start the service once, or pass --keywords FILE")
+    return config_of(latest), f"keyword version {latest.number} (running in {database_location(url)})"
 
 
 @main.command(context_settings=CONTEXT)
@@ -186,6 +236,48 @@ def simulate(text: str, url: str, sender: str, to: str, whatsapp: bool, message_
     click.echo(body)
     if status != 200:
         sys.exit(1)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit (cron-style deployments, tests).")
+@click.option("--lease", default=45, show_default=True, type=click.IntRange(5, 3600),
+              help="Seconds a claimed delivery stays this worker's; a dead worker's claims are taken over after "
+                   "it. Keep it above twice the 15 s delivery timeout (shorter: tests).")
+def worker(once: bool, lease: int) -> None:
+    """Deliver consent webhooks from the outbox (the Procfile's worker: process).
+
+    Claims due deliveries, sends them signed (Standard Webhooks), records every attempt
+    and retries on WEBHOOK_RETRY_SCHEDULE. Several workers may share a PostgreSQL
+    database; with SQLite run one. Stops cleanly on SIGTERM. Reads the same settings as
+    the web process (in a folder where `unsub serve` runs, its local secrets).
+
+    Example: unsub worker
+    """
+    import logging
+    from datetime import timedelta
+
+    from webhook.store import StoreUnavailable, open_store
+    from webhook.worker import Worker
+
+    try:
+        settings = from_env(local=Path("instance/secrets.env").is_file())
+    except SettingsError as error:
+        _fail(error.message)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        check_reachable(settings.database_url, "DATABASE_URL")
+        store = open_store(settings.database_url)
+        store.migrate()
+    except StoreUnavailable as error:
+        _fail(str(error))
+    runner = Worker(store, schedule=settings.retry_schedule, lease=timedelta(seconds=lease),
+                    attribution_window=timedelta(hours=settings.attribution_window_hours))
+    runner.install_signal_handlers()
+    click.echo(f"unsub worker {runner.name}: database {database_location(settings.database_url)}", err=True)
+    made = runner.run(once=once)
+    store.close()
+    if once:
+        click.echo(f"{made} delivery attempts", err=True)
 
 
 @main.command(context_settings=CONTEXT)

@@ -70,6 +70,11 @@ class KeywordConfigs:
     def version(self) -> KeywordVersion:
         return self._state[0]
 
+    @property
+    def loaded(self) -> KeywordConfig:
+        """The configuration this object holds now, without starting the poller (start-up code)."""
+        return self._state[1]
+
     def current(self) -> KeywordConfig:
         """The running configuration. A background thread of this process looks for a newer
         version every RELOAD_SECONDS, so a request never waits on that (nor on a database

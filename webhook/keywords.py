@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
 
-from webhook.matching import ChannelIndex, build_index, normalise
+from webhook.matching import WILDCARD, ChannelIndex, build_index, normalise, phrase_tokens
 
 CHANNEL_TYPES = ("sms", "whatsapp", "email")
 INTENTS = ("opt_out", "opt_in", "help")
@@ -55,10 +55,17 @@ def language_name(code: str) -> str:
     return f"{name} ({region})" if region else name
 
 
-def _kind_at(path: str) -> tuple[str, str, str]:
-    """(intent words, "keyword" or "phrase", language) of a channels.X.intent.kind.language.i path."""
+LIST_WORDS = {"keywords": "keyword", "first_word": "first word", "phrases": "phrase", "alone": "keyword (alone)",
+              "wrong_number": "wrong-number phrase", "questions": "question", "fillers": "filler",
+              "other_senses": "other sense"}
+
+
+def _already(word: str, path: str) -> str:
+    """'START is already an opt-out keyword in English' for the path of the entry that owns it."""
     parts = path.split(".")
-    return INTENT_WORDS.get(parts[2], parts[2]), "phrase" if parts[3] == "phrases" else "keyword", parts[4]
+    intent, kind, language = INTENT_WORDS.get(parts[2], parts[2]), LIST_WORDS.get(parts[3], parts[3]), parts[4]
+    article = "an" if intent[0] in "aeiou" else "a"
+    return f"{word} is already {article} {intent} {kind} in {language_name(language)}"
 
 
 LanguageCode = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -72,7 +79,17 @@ class _Model(BaseModel):
 class OptOutSection(_Model):
     keywords: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
     first_word: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    # Everyday words that opt out only as the whole message ("Chega!"), never as a mention.
+    alone: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
     phrases: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    # Phrases saying the message reached the wrong person: opt-outs of kind wrong_number.
+    wrong_number: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    # Openers ("how do I") that turn a later opt-out phrase into a question, for review.
+    questions: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    # Polite and filler words that may surround a keyword ("pls stop", "Baja por favor").
+    fillers: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
+    # Sequences that give a keyword in the message another meaning ("stop by"), for review.
+    other_senses: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict, max_length=50)
     reply: dict[StrictStr, StrictStr] = Field(default_factory=dict, max_length=50)
 
 
@@ -89,6 +106,10 @@ class ChannelModel(_Model):
     opt_out: OptOutSection
     opt_in: IntentSection = Field(default_factory=IntentSection)
     help: IntentSection = Field(default_factory=IntentSection)
+    # A mistyped opt-out keyword sent alone opts out ("Sotp"); doubtful ones go to review.
+    fuzzy: StrictBool = True
+    # A keyword with letters held down opts out ("Stoooop", "Unsubbbb").
+    stretched: StrictBool = True
 
 
 class DocumentModel(_Model):
@@ -193,10 +214,17 @@ def _compile_channel(name: str, ch: ChannelModel, model: DocumentModel) -> Chann
     index = build_index(
         languages=ch.languages,
         opt_out=ch.opt_out.keywords,
+        alone=ch.opt_out.alone,
         first_word=ch.opt_out.first_word,
         phrases=ch.opt_out.phrases,
         opt_in=ch.opt_in.keywords,
         help=ch.help.keywords,
+        wrong_number=ch.opt_out.wrong_number,
+        questions=ch.opt_out.questions,
+        fillers=ch.opt_out.fillers,
+        other_senses=ch.opt_out.other_senses,
+        fuzzy=ch.fuzzy,
+        stretched=ch.stretched,
     )
     return Channel(
         name=name,
@@ -281,34 +309,47 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
 
         # keyword (compact form) -> (intent, path) on this channel
         owner: dict[str, tuple[str, str]] = {}
+        # (what the word means, where it is listed, the lists by language)
         word_lists = [
-            ("opt_out", "keywords", ch.opt_out.keywords),
-            ("opt_in", "keywords", ch.opt_in.keywords),
-            ("help", "keywords", ch.help.keywords),
-            ("opt_out", "phrases", ch.opt_out.phrases),
+            ("opt_out", "opt_out.keywords", ch.opt_out.keywords),
+            ("opt_out", "opt_out.alone", ch.opt_out.alone),
+            ("opt_in", "opt_in.keywords", ch.opt_in.keywords),
+            ("help", "help.keywords", ch.help.keywords),
+            ("opt_out", "opt_out.phrases", ch.opt_out.phrases),
+            ("opt_out", "opt_out.wrong_number", ch.opt_out.wrong_number),
+            # A question opener only means "ask an admin", and a filler nothing at all:
+            # neither may also be a keyword or phrase.
+            ("review", "opt_out.questions", ch.opt_out.questions),
+            ("filler", "opt_out.fillers", ch.opt_out.fillers),
+            # Other senses contain keywords by nature ("stop by"): no clash to check.
+            (None, "opt_out.other_senses", ch.opt_out.other_senses),
         ]
-        for intent, kind, by_language in word_lists:
+        for intent, where, by_language in word_lists:
+            kind = where.rsplit(".", 1)[1]
             for language, words in by_language.items():
-                lpath = f"{base}.{intent}.{kind}.{language}"
+                lpath = f"{base}.{where}.{language}"
                 if language not in seen_lang:
                     add(lpath, f"language {language!r} is not in {base}.languages")
                 if len(words) > 500:
                     add(lpath, "at most 500 entries per language")
                 for i, word in enumerate(words):
                     path = f"{lpath}.{i}"
-                    limit = 40 if kind == "keywords" else 100
+                    limit = 40 if kind in ("keywords", "alone") else 100
                     norm = normalise(word)
                     if not norm:
                         add(path, f"{word!r} has no letters or digits left after normalisation")
                         continue
                     if len(word) > limit:
                         add(path, f"{word!r} is longer than {limit} characters")
+                    wildcard = _wildcard_problem(word, kind)
+                    if wildcard:
+                        add(path, wildcard)
                     compact = norm.replace(" ", "")
+                    if intent is None:
+                        continue
                     previous = owner.get(compact)
                     if previous and previous[0] != intent:
-                        what, kind, other_language = _kind_at(previous[1])
-                        add(path, f"{word} is already an {what} {kind} in {language_name(other_language)}; "
-                                  "a word can mean only one thing on a channel")
+                        add(path, f"{_already(word, previous[1])}; a word can mean only one thing on a channel")
                     elif not previous:
                         owner[compact] = (intent, path)
 
@@ -330,7 +371,7 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
             section = getattr(ch, intent)
             needed = set(section.keywords)
             if intent == "opt_out":
-                needed |= set(ch.opt_out.phrases)
+                needed |= set(ch.opt_out.alone) | set(ch.opt_out.phrases) | set(ch.opt_out.wrong_number)
             for language in sorted(needed - set(section.reply)):
                 add(f"{base}.{intent}.reply", f"there is no {INTENT_WORDS[intent]} reply in {language_name(language)}, "
                                               f"which has {INTENT_WORDS[intent]} keywords")
@@ -351,6 +392,18 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
                 if intent == "help":
                     problems.extend(_help_reply_problems(rpath, text, model, ch, language))
     return problems
+
+
+def _wildcard_problem(text: str, kind: str) -> str | None:
+    """A ``*`` (any one word) is for phrases, after a word: "this isn't * phone", "no soy *"."""
+    tokens = phrase_tokens(text)
+    if None not in tokens:
+        return None
+    if kind not in ("phrases", "wrong_number"):
+        return f"{WILDCARD} (any one word) is only allowed in phrases"
+    if tokens[0] is None:
+        return f"{WILDCARD} (any one word) cannot start a phrase"
+    return None
 
 
 def _help_reply_problems(path: str, text: str, model: DocumentModel, ch: ChannelModel, language: str) -> list[ConfigProblem]:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import parse_qsl, urlsplit
+
+from webhook.outbox import DEFAULT_RETRY_SCHEDULE, parse_retry_schedule
 
 MIN_SECRET_LENGTH = 16
 SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN")  # generated for local development
@@ -88,6 +91,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "An opt-out counts against the latest campaign message delivered to that address on "
         "that channel within this many hours before it (1 to 720).",
     ),
+    SettingSpec(
+        "WEBHOOK_RETRY_SCHEDULE",
+        "Standard Webhooks' schedule: 5s, 5m, 30m, 2h, 5h, 10h, 14h, 20h, 24h",
+        "Delays between delivery attempts of consent webhooks, comma-separated (`5s,5m,30m,2h`); after the "
+        "last one a delivery is marked failed.",
+    ),
+    SettingSpec(
+        "WEBHOOK_ALLOW_HTTP",
+        "off",
+        "`1` lets webhook endpoints use plain `http://` (local testing); otherwise only `https://`.",
+    ),
 )
 
 
@@ -115,13 +129,10 @@ class Settings:
     mailgun_signing_key: str | None = None
     erasure_key: str | None = None
     attribution_window_hours: int = 72
+    retry_schedule: tuple[timedelta, ...] = DEFAULT_RETRY_SCHEDULE
+    allow_http_webhooks: bool = False
     # Where generated local-development secrets live (None in production).
     instance_path: Path | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def database_kind(self) -> str:
-        return "postgresql" if self.database_url.startswith(("postgresql:", "postgres:")) else "sqlite"
 
     def with_changes(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -187,6 +198,22 @@ def check_window(value: str) -> int:
     if not 1 <= hours <= 720:
         raise SettingsError(f"ATTRIBUTION_WINDOW_HOURS={value!r} is not a whole number of hours from 1 to 720 (default 72)")
     return hours
+
+
+def _check_schedule(value: str) -> tuple[timedelta, ...]:
+    try:
+        return parse_retry_schedule(value)
+    except ValueError as error:
+        raise SettingsError(f"WEBHOOK_RETRY_SCHEDULE={value[:100]!r}: {error} (e.g. 5s,5m,30m,2h)") from None
+
+
+def _check_flag(name: str, value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name}={value[:40]!r} is not 1 or 0")
 
 
 def _check_region(value: str) -> str:
@@ -264,6 +291,9 @@ def from_env(
         mailgun_signing_key=env.get("MAILGUN_SIGNING_KEY") or None,
         erasure_key=env.get("ERASURE_KEY") or None,
         attribution_window_hours=check_window(env["ATTRIBUTION_WINDOW_HOURS"]) if env.get("ATTRIBUTION_WINDOW_HOURS") else 72,
+        retry_schedule=_check_schedule(env["WEBHOOK_RETRY_SCHEDULE"]) if env.get("WEBHOOK_RETRY_SCHEDULE")
+        else DEFAULT_RETRY_SCHEDULE,
+        allow_http_webhooks=_check_flag("WEBHOOK_ALLOW_HTTP", env.get("WEBHOOK_ALLOW_HTTP", "")),
         instance_path=instance_path,
     )
 

@@ -78,12 +78,45 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def gunicorn(database_url: str, cwd: Path, *, workers: int = 2, preload: bool = True, extra: list[str] | None = None) -> Server:
+def gunicorn(database_url: str, cwd: Path, *, workers: int = 2, preload: bool = True, extra: list[str] | None = None,
+             env: dict[str, str] | None = None) -> Server:
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "20"]
     if preload:
         argv.append("--preload")
     argv += (extra or []) + ["webhook:create_app()"]
-    server = Server(argv, cwd, server_env(database_url), port)
+    server = Server(argv, cwd, server_env(database_url, **(env or {})), port)
     server.wait_ready()
     return server
+
+
+class WorkerProcess:
+    """`unsub worker` (the Procfile's worker: line) in its own process group."""
+
+    def __init__(self, database_url: str, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.log = cwd / f"worker-{uuid.uuid4().hex[:8]}.log"
+        self._log = self.log.open("wb")
+        self.process = subprocess.Popen([str(BIN / "unsub"), "worker", *args], cwd=cwd,
+                                        env=server_env(database_url, **(env or {})), stdout=self._log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while b" started" not in self.log.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, as a platform stops a process; its exit status."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        status = self.process.wait(timeout=timeout)
+        self._log.close()
+        return status
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
+        self._log.close()

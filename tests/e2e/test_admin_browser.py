@@ -36,24 +36,24 @@ def test_admin_edits_keywords_and_looks_up_the_contact(browser_page, database_ur
 
         page.get_by_role("link", name="Edit whatsapp en").click()
         keywords = page.get_by_label("Opt-out keywords (the whole message)")
-        keywords.fill(keywords.input_value() + "\nALTO")
-        page.get_by_label("Message", exact=True).fill("alto")
+        keywords.fill(keywords.input_value() + "\nPLONK")
+        page.get_by_label("Message", exact=True).fill("plonk")
         page.get_by_role("button", name="Try").click()
         assert "opt-out" in page.inner_text("#try-result")
-        assert webhooks.send("alto", "whatsapp:" + DANA).text.endswith("<Response />")  # not saved yet
+        assert webhooks.send("plonk", "whatsapp:" + DANA).text.endswith("<Response />")  # not saved yet
 
-        page.get_by_label("Note for the history (optional)").fill("add ALTO")
+        page.get_by_label("Note for the history (optional)").fill("add PLONK")
         page.get_by_role("button", name="Save as a new version").click()
         assert "Saved as version 2." in page.inner_text(".flash")
 
         replies: list[str] = []
-        eventually(lambda: "unsubscribed" in (replies.append(webhooks.send("alto", "whatsapp:" + DANA).text) or replies[-1]))
+        eventually(lambda: "unsubscribed" in (replies.append(webhooks.send("plonk", "whatsapp:" + DANA).text) or replies[-1]))
 
         page.get_by_role("link", name="Keywords").click()
         page.get_by_role("link", name="History and roll back").click()
         page.get_by_role("button", name="Roll back to version 1").click()
         assert "version 3 has the content of version 1" in page.inner_text(".flash")
-        eventually(lambda: webhooks.send("alto", "whatsapp:+14155550178").text.endswith("<Response />"))
+        eventually(lambda: webhooks.send("plonk", "whatsapp:+14155550178").text.endswith("<Response />"))
 
         page.get_by_role("link", name="Contacts").click()
         page.get_by_label("Phone number or e-mail").fill(DANA)
@@ -61,7 +61,7 @@ def test_admin_edits_keywords_and_looks_up_the_contact(browser_page, database_ur
         section = page.locator("section", has_text="WhatsApp: ")
         assert section.locator(".status").inner_text() == "unsubscribed"
         row = section.locator("tbody tr").first.inner_text()
-        assert "opt-out" in row and "ALTO" in row and "\t2" in row  # keyword and config version
+        assert "opt-out" in row and "PLONK" in row and "\t2" in row  # keyword and config version
         assert page.locator("section", has_text="SMS: ").locator(".status").inner_text() == "unknown"
         page.screenshot(path=str(tmp_path / "admin-contact.png"), full_page=True)
 

@@ -85,8 +85,49 @@ def test_match_shows_intent_and_reply(runner):
     found = json.loads(result.output)
     assert (found["intent"], found["keyword"], found["kind"]) == ("opt_out", "STOP", "first_word")
     assert "unsubscribed" in found["reply"]
-    plain = runner.invoke(main, ["match", "see you at the bus stop", "--keywords", str(PACKAGED_KEYWORDS)])
+    plain = runner.invoke(main, ["match", "see you at the bus", "--keywords", str(PACKAGED_KEYWORDS)])
     assert "no intent" in plain.output
+
+
+def test_match_gives_the_services_decision_under_the_running_version(runner, tmp_path, monkeypatch):
+    """Issue 11 item 14: review included, the version running in the database, and which."""
+    from tests.conftest import make_settings
+    from webhook import create_app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    missing = runner.invoke(main, ["match", "STOP"])
+    assert missing.exit_code == 1 and f"no database at {tmp_path / 'unsub.db'}" in missing.stderr
+    assert not (tmp_path / "unsub.db").exists()
+    app = create_app(make_settings(f"sqlite:///{tmp_path / 'unsub.db'}"))
+    svc = app.extensions["unsub"]
+    document = json.loads(svc.keywords.version.document)
+    document["channels"]["sms"]["opt_out"]["keywords"]["en"].append("PLONK")
+    svc.keywords.save(document, source="api", author="test")
+    svc.store.close()
+    (tmp_path / "keywords.yaml").write_text(PACKAGED_KEYWORDS.read_text(encoding="utf-8"), encoding="utf-8")
+
+    review = json.loads(runner.invoke(main, ["match", "Cancel my order, it's late", "--json"]).output)
+    assert (review["intent"], review["version"], review["changes_subscription"]) == ("review", "2", False)
+    assert "CANCEL" in review["review_reason"]
+    running = runner.invoke(main, ["match", "plonk"])  # the admin's edit, not ./keywords.yaml
+    assert running.exit_code == 0 and "sms: opt_out" in running.output and "keyword version 2" in running.output
+    from_file = runner.invoke(main, ["match", "plonk", "--keywords", "keywords.yaml"])
+    assert "no intent" in from_file.output and "the file keywords.yaml" in from_file.output
+
+
+def test_match_scores_a_corpus(runner, tmp_path):
+    corpus = tmp_path / "corpus.tsv"
+    corpus.write_text("expect\tchannel\tlanguage\tcategory\tbody\tnote\n"
+                      "opt_out\tsms\ten\tkeyword\tSTOP\t\nnone\tsms\ten\thard_negative\tStep\t\n"
+                      "opt_out\tsms\ten\ttypo\tSotp\t\nreview\tsms\ten\thard_negative\tCancel my order, it's late\t\n",
+                      encoding="utf-8")
+    result = runner.invoke(main, ["match", "--corpus", str(corpus), "--keywords", str(PACKAGED_KEYWORDS)])
+    assert result.exit_code == 0, result.output
+    assert "4 messages scored" in result.output
+    assert "| **overall** | 4 | 2 | 2 | 1.00 | 1.00 | 1 |" in result.output
+    neither = runner.invoke(main, ["match", "--keywords", str(PACKAGED_KEYWORDS)])
+    assert neither.exit_code == 1 and "one of them" in neither.stderr
 
 
 def test_match_unknown_channel_fails_clearly(runner):

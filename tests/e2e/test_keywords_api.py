@@ -37,19 +37,19 @@ def test_yaml_export_keeps_the_admins_comments(client, admin_headers):
 
 def test_put_json_makes_a_new_version_that_webhooks_use(client, admin_headers, current, twilio, store):
     document = copy.deepcopy(current()["document"])
-    document["channels"]["whatsapp"]["opt_out"]["keywords"]["en"].append("ALTO")
-    response = client.put("/api/v1/keywords?note=add%20ALTO&author=maria", json=document, headers=admin_headers)
+    document["channels"]["whatsapp"]["opt_out"]["keywords"]["en"].append("PLONK")
+    response = client.put("/api/v1/keywords?note=add%20PLONK&author=maria", json=document, headers=admin_headers)
     assert response.status_code == 200
     assert (response.json["version"], response.json["created"], response.json["author"]) == (2, True, "maria")
-    assert '+        en: ["STOP"' in response.json["diff"] and '"ALTO"]' in response.json["diff"]
+    assert '+        en: ["STOP"' in response.json["diff"] and '"PLONK"]' in response.json["diff"]
     # The saved YAML keeps the comments and quoting of the file.
     yaml_text = client.get("/api/v1/keywords", headers={**admin_headers, "Accept": "application/yaml"}).get_data(as_text=True)
-    assert "# How to edit this file" in yaml_text and '"OPT OUT", "ALTO"]' in yaml_text
-    reply = twilio.message("alto", sender=ALICE, whatsapp=True)
+    assert "# How to edit this file" in yaml_text and '"OPT OUT", "PLONK"]' in yaml_text
+    reply = twilio.message("plonk", sender=ALICE, whatsapp=True)
     assert b"unsubscribed" in reply.data
     assert store.history("whatsapp", ALICE)[-1].config_version == "2"
     # SMS did not get the keyword.
-    assert twilio.message("alto", sender=ALICE).data.endswith(b"<Response />")
+    assert twilio.message("plonk", sender=ALICE).data.endswith(b"<Response />")
 
 
 def test_unchanged_document_keeps_the_version(client, admin_headers, current):
@@ -83,24 +83,28 @@ def test_put_yaml_text(client, admin_headers):
 
 def test_dry_run_under_a_proposed_configuration(client, admin_headers, current, store):
     document = copy.deepcopy(current()["document"])
-    document["channels"]["sms"]["opt_out"]["keywords"]["en"].append("BASTA")
-    proposed = client.post("/api/v1/keywords/try", json={"text": "basta", "channel": "sms", "document": document}, headers=admin_headers)
+    document["channels"]["sms"]["opt_out"]["keywords"]["en"].append("PLONK")
+    proposed = client.post("/api/v1/keywords/try", json={"text": "plonk", "channel": "sms", "document": document}, headers=admin_headers)
     assert (proposed.json["intent"], proposed.json["changes_subscription"]) == ("opt_out", True)
-    running = client.post("/api/v1/keywords/try", json={"text": "basta", "channel": "sms"}, headers=admin_headers)
-    assert running.json["intent"] is None
+    running = client.post("/api/v1/keywords/try", json={"text": "plonk", "channel": "sms"}, headers=admin_headers)
+    assert (running.json["intent"], running.json["version"]) == (None, "1")
+    # The service's own decision, review queue included (issue 11 item 14).
+    review = client.post("/api/v1/keywords/try", json={"text": "Cancel my order, it's late"}, headers=admin_headers)
+    assert (review.json["intent"], review.json["changes_subscription"]) == ("review", False)
+    assert "CANCEL" in review.json["review_reason"]
     assert store.event_count() == 0 and current()["version"] == 1
 
 
 def test_versions_history_and_rollback(client, admin_headers, current, twilio):
     document = copy.deepcopy(current()["document"])
-    document["channels"]["sms"]["opt_out"]["keywords"]["en"].append("BASTA")
+    document["channels"]["sms"]["opt_out"]["keywords"]["en"].append("PLONK")
     client.put("/api/v1/keywords", json=document, headers=admin_headers)
-    assert b"unsubscribed" in twilio.message("basta", sender=ALICE).data
+    assert b"unsubscribed" in twilio.message("plonk", sender=ALICE).data
     versions = client.get("/api/v1/keywords/versions", headers=admin_headers).json
     assert [v["version"] for v in versions["versions"]] == [2, 1] and versions["current"] == 2
     rolled = client.post("/api/v1/keywords/versions/1/rollback", headers=admin_headers)
     assert rolled.status_code == 200 and (rolled.json["version"], rolled.json["source"]) == (3, "rollback")
-    assert twilio.message("basta", sender="+14155550124").data.endswith(b"<Response />")
+    assert twilio.message("plonk", sender="+14155550124").data.endswith(b"<Response />")
     assert client.get("/api/v1/keywords/versions/2", headers=admin_headers).json["document"] == document
     assert client.post("/api/v1/keywords/versions/99/rollback", headers=admin_headers).status_code == 404
 

@@ -61,6 +61,12 @@ def report(**fields) -> dict:
         ("I want you to please stop", "phrase", False),
         ("Remove me from this list", "phrase", False),
         ("Remove me, I'm moving house", "phrase", True),
+        ("Sotp", "typo", False),
+        ("Stpo pls", "typo", False),
+        ("Stoooop", "stretched", False),
+        ("s t o o o p", "stretched", False),
+        ("Stoooop texting me", "stretched", False),
+        ("Stoooop too many texts", "stretched", True),
     ],
 )
 def test_reason_in(text, kind, expected):

@@ -96,7 +96,7 @@ def test_provider_opt_out_is_recorded_without_a_second_reply(store):
 
 
 def test_provider_keyword_we_do_not_know_is_still_honoured(store):
-    outcome = consent.handle_inbound(inbound("BASTA", provider_intent="STOP"), CONFIG, store)
+    outcome = consent.handle_inbound(inbound("HALT", provider_intent="STOP"), CONFIG, store)
     assert (outcome.match.intent, outcome.match.kind, outcome.reply) == ("opt_out", "provider", None)
     assert status(store, "sms") == "unsubscribed"
 

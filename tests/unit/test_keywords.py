@@ -95,7 +95,8 @@ def test_default_channels_are_required():
 def test_first_word_keyword_must_be_a_keyword():
     d = doc()
     d["channels"]["sms"]["opt_out"]["first_word"]["en"].append("HALT")
-    assert any(path == "channels.sms.opt_out.first_word.en.7" for path, _ in problems(d))
+    last = len(d["channels"]["sms"]["opt_out"]["first_word"]["en"]) - 1
+    assert any(path == f"channels.sms.opt_out.first_word.en.{last}" for path, _ in problems(d))
 
 
 def test_sender_bindings_are_checked():
@@ -154,3 +155,91 @@ def test_unreadable_file_is_named(tmp_path):
 def test_huge_documents_are_refused_before_parsing():
     with pytest.raises(KeywordConfigError, match="larger than 512 KiB"):
         parse_yaml("brand: x\n" + "# padding\n" * 60_000)
+
+
+def test_new_channel_switches_must_be_booleans():
+    d = doc()
+    d["channels"]["sms"]["fuzzy"] = "yes"
+    d["channels"]["whatsapp"]["stretched"] = 1
+    found = dict(problems(d))
+    assert "valid boolean" in found["channels.sms.fuzzy"]
+    assert "valid boolean" in found["channels.whatsapp.stretched"]
+
+
+def test_wrong_number_and_questions_are_checked_like_phrases():
+    d = doc()
+    opt_out = d["channels"]["sms"]["opt_out"]
+    opt_out["wrong_number"]["en"].append("help")  # a help keyword cannot also opt out
+    opt_out["wrong_number"]["it"] = ["numero sbagliato"]  # not a language of the channel
+    opt_out["questions"]["en"].append("stop")  # an opt-out keyword cannot be a question
+    opt_out["questions"]["de"].append("x" * 101)
+    found = problems(d)
+    paths = dict(found)
+    last = len(opt_out["wrong_number"]["en"]) - 1
+    assert "is already a help keyword in English" in paths[f"channels.sms.opt_out.wrong_number.en.{last}"]
+    assert "not in channels.sms.languages" in paths["channels.sms.opt_out.wrong_number.it"]
+    assert any(path.startswith("channels.sms.opt_out.questions.en.") and "is already an opt-out" in msg for path, msg in found)
+    assert any(path.startswith("channels.sms.opt_out.questions.de.") and "longer than 100" in msg for path, msg in found)
+
+
+def test_wrong_number_entries_are_lists_of_text():
+    d = doc()
+    d["channels"]["sms"]["opt_out"]["wrong_number"]["fr"] = "mauvais numéro"
+    d["channels"]["whatsapp"]["opt_out"]["questions"]["en"] = [1]
+    found = dict(problems(d))
+    assert found["channels.sms.opt_out.wrong_number.fr"] == "Input should be a valid list"
+    assert "valid string" in found["channels.whatsapp.opt_out.questions.en.0"]
+
+
+def test_unknown_keys_under_opt_out_are_refused():
+    d = doc()
+    d["channels"]["email"]["opt_out"]["wrong_numbers"] = {"en": ["wrong number"]}
+    assert ("channels.email.opt_out.wrong_numbers", "unknown key") in problems(d)
+
+
+@pytest.mark.parametrize(
+    "kind,text,message",
+    [
+        ("phrases", "* stop texting", "cannot start a phrase"),
+        ("wrong_number", "* isn't my phone", "cannot start a phrase"),
+        ("keywords", "STOP * ALL", "only allowed in phrases"),
+    ],
+)
+def test_a_wildcard_follows_a_word_of_a_phrase(kind, text, message):
+    d = doc()
+    d["channels"]["sms"]["opt_out"][kind]["en"].append(text)
+    last = len(d["channels"]["sms"]["opt_out"][kind]["en"]) - 1
+    assert any(path == f"channels.sms.opt_out.{kind}.en.{last}" and message in msg for path, msg in problems(d))
+
+
+def test_a_wildcard_between_words_is_accepted():
+    d = doc()
+    d["channels"]["sms"]["opt_out"]["wrong_number"]["en"].append("this is not * * phone")
+    assert parse_document(d).channels["sms"].index.phrases["this"]
+
+
+def test_a_wrong_number_language_needs_an_opt_out_reply():
+    d = doc()
+    d["channels"]["sms"]["languages"].append("it")
+    d["channels"]["sms"]["opt_out"]["wrong_number"]["it"] = ["numero sbagliato"]
+    assert ("channels.sms.opt_out.reply", "there is no opt-out reply in Italian, which has opt-out keywords") in problems(d)
+
+
+def test_fillers_and_other_senses_are_checked():
+    d = doc()
+    opt_out = d["channels"]["whatsapp"]["opt_out"]
+    opt_out["fillers"]["en"].append("stop")  # a filler cannot also be a keyword
+    opt_out["other_senses"]["it"] = ["fermata del bus"]  # not a language of the channel
+    opt_out["other_senses"]["fr"].append("arrêt * bus")  # "*" is for phrases only
+    found = problems(d)
+    last_filler = len(opt_out["fillers"]["en"]) - 1
+    last_sense = len(opt_out["other_senses"]["fr"]) - 1
+    assert any(p == f"channels.whatsapp.opt_out.fillers.en.{last_filler}" and "is already an opt-out" in m for p, m in found)
+    assert any(p == "channels.whatsapp.opt_out.other_senses.it" and "not in channels.whatsapp.languages" in m for p, m in found)
+    assert any(p == f"channels.whatsapp.opt_out.other_senses.fr.{last_sense}" and "only allowed in phrases" in m for p, m in found)
+
+
+def test_other_senses_may_contain_keywords():
+    d = doc()
+    d["channels"]["sms"]["opt_out"]["other_senses"]["en"].append("stop watch")
+    assert parse_document(d).channels["sms"].index.other_senses["stop"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from webhook.keywords import load_file
-from webhook.matching import match, mentions_opt_out, normalise
+from webhook.matching import match, normalise, review_reason
 from webhook.settings import PACKAGED_KEYWORDS
 
 CORPUS = Path(__file__).parent.parent / "data" / "inbound_messages.tsv"
@@ -95,8 +95,8 @@ def test_negated_phrase_is_not_an_opt_out(text):
 def test_everyday_keyword_as_first_word_is_only_a_mention():
     index = CONFIG.channels["sms"].index
     assert intent("Cancel my order, it's late") == "none"
-    assert mentions_opt_out("Cancel my order, it's late", index)
-    assert not mentions_opt_out("hello there", index)
+    assert review_reason("Cancel my order, it's late", index) == "mentions the opt-out keyword CANCEL"
+    assert review_reason("hello there", index) is None
 
 
 def test_replies_go_out_in_the_language_of_the_keyword():

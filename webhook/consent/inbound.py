@@ -14,7 +14,7 @@ from webhook.analytics import reason_in
 from webhook.consent.changes import record_change, safe_text
 from webhook.domain import ConsentEvent, Feedback, InboundMail, InboundMessage, Recorded, ReviewItem, dedupe_key, utcnow
 from webhook.keywords import Channel, KeywordConfig
-from webhook.matching import Match, match, review_reason
+from webhook.matching import Match, judge, match
 from webhook.store import Store
 
 # Twilio OptOutType -> our intent.
@@ -42,19 +42,19 @@ class Decision:
 def decide(channel: Channel, body: str, button_payload: str | None = None, provider_intent: str | None = None) -> Decision:
     """The service's decision about one message on one channel (pure)."""
     # A WhatsApp quick-reply's payload is what the business defined: it wins over Body.
-    found, text = None, body
+    found, text, reason = None, body, None
     if button_payload:
         found = match(button_payload, channel.index)
         if found is not None:
             text = button_payload
     if found is None:
-        found = match(body, channel.index)
+        found, reason = judge(body, channel.index)
     hint = PROVIDER_INTENTS.get((provider_intent or "").upper())
     if hint and (found is None or found.intent != hint):
         # The provider matched it with its own list: trust it, we have the raw text.
         found = Match(hint, text.strip()[:40] or hint, channel.languages[0], "provider")
     if found is None:
-        return Decision(None, text, review_reason(body, channel.index))
+        return Decision(None, text, reason)
     return Decision(found, text)
 
 

@@ -25,6 +25,7 @@ KIND_LABELS = {
     "emoji": "stop sign emoji", "provider": "Twilio's own opt-out", "carrier": "carrier block (21610)",
     "admin": "admin", "import": "imported list", "one_click": "e-mail one-click", "page": "e-mail page",
     "inbound_mail": "e-mail reply",
+    "typo": "mistyped keyword (Sotp)", "stretched": "stretched keyword (Stooop)", "wrong_number": "wrong number",
 }
 REVIEW_PAGE = 50
 
