@@ -33,7 +33,7 @@ SECRET_PREFIX = "whsec_"
 EVENT_TYPES = {"opt_out": "consent.opted_out", "opt_in": "consent.opted_in"}
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")  # one line, whatever the receiver answered
 
 
 def new_secret() -> str:
