@@ -115,15 +115,27 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         settings, store, keywords, SignatureChecker(settings.twilio_auth_token), address_hash
     )
 
-    from webhook.web import admin, admin_insights, api, api_data, api_webhooks, email, errors, health, webhooks  # noqa: F401
+    from webhook.web import (  # noqa: F401 (add routes)
+        admin,
+        admin_insights,
+        api,
+        api_data,
+        api_webhooks,
+        email,
+        errors,
+        health,
+        webhooks,
+        whatsapp,
+    )
 
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(whatsapp.bp)
     app.register_blueprint(email.bp)
     app.register_blueprint(admin.bp)
     # CSRF tokens on every admin form; the other endpoints authenticate otherwise
     # (Twilio signatures, bearer token, signed unsubscribe tokens).
     csrf = CSRFProtect(app)
-    for other in (webhooks.bp, api.bp, api_webhooks.bp, email.bp, health.bp):
+    for other in (webhooks.bp, whatsapp.bp, api.bp, api_webhooks.bp, email.bp, health.bp):
         csrf.exempt(other)
     app.register_blueprint(api.bp)
     app.register_blueprint(api_webhooks.bp)

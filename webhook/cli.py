@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -195,35 +196,54 @@ def _config_to_try(keywords_path: str | None) -> tuple[KeywordConfig, str]:
     return config_of(latest), f"keyword version {latest.number} (running in {database_location(url)})"
 
 
+PROVIDER_URLS = {"twilio": "http://127.0.0.1:5000/webhooks/twilio", "whatsapp-cloud": "http://127.0.0.1:5000/webhooks/whatsapp"}
+
+
 @main.command(context_settings=CONTEXT)
 @click.argument("text")
-@click.option("--url", default="http://127.0.0.1:5000/webhooks/twilio", show_default=True, help="The webhook URL (as Twilio would call it).")
+@click.option("--provider", type=click.Choice(sorted(PROVIDER_URLS)), default="twilio", show_default=True,
+              help="Sign and shape the request as Twilio, or as Meta's WhatsApp Cloud API.")
+@click.option("--url", help="The webhook URL as the provider would call it (default: the local /webhooks/twilio or "
+                            "/webhooks/whatsapp).")
 @click.option("--from", "sender", default="+14155550123", show_default=True, help="The contact's number.")
-@click.option("--to", "to", default="+14155550100", show_default=True, help="Your Twilio number.")
-@click.option("--whatsapp", is_flag=True, help="Send as a WhatsApp message (whatsapp: prefixes).")
-@click.option("--message-sid", help="MessageSid to use (default: a new random one; reuse one to see idempotency).")
-@click.option("--token", envvar="TWILIO_AUTH_TOKEN", help="Auth token to sign with (default: $TWILIO_AUTH_TOKEN, else ./instance/secrets.env).")
-def simulate(text: str, url: str, sender: str, to: str, whatsapp: bool, message_sid: str | None, token: str | None) -> None:
-    """Send a correctly signed inbound message to a running server, as Twilio would.
+@click.option("--to", "to", default="+14155550100", show_default=True, help="Your number (Twilio: To; Cloud: the display number).")
+@click.option("--whatsapp", is_flag=True, help="Twilio: send as a WhatsApp message (whatsapp: prefixes).")
+@click.option("--phone-number-id", default="100000000000001", show_default=True, help="WhatsApp Cloud: the phone number id.")
+@click.option("--message-sid", help="The message id (default: a new random one; reuse one to see idempotency).")
+@click.option("--token", help="Secret to sign with (default: $TWILIO_AUTH_TOKEN or $WHATSAPP_APP_SECRET, else "
+                              "./instance/secrets.env).")
+def simulate(text: str, provider: str, url: str | None, sender: str, to: str, whatsapp: bool, phone_number_id: str,
+             message_sid: str | None, token: str | None) -> None:
+    """Send a correctly signed inbound message to a running server, as Twilio or WhatsApp Cloud would.
 
     Example: unsub simulate "STOP" --from +14155550123
     """
-    token = token or _local_secret("TWILIO_AUTH_TOKEN")
-    from webhook.providers.twilio import SIGNATURE_HEADER, signature_for
+    url = url or PROVIDER_URLS[provider]
+    if provider == "whatsapp-cloud":
+        from webhook.providers import whatsapp_cloud
 
-    prefix = "whatsapp:" if whatsapp else ""
-    params = {
-        "MessageSid": message_sid or "SM" + uuid.uuid4().hex,
-        "AccountSid": "AC" + "0" * 32,
-        "From": prefix + sender,
-        "To": prefix + to,
-        "Body": text,
-        "NumMedia": "0",
-    }
-    data = urllib.parse.urlencode(params).encode()
-    request = urllib.request.Request(url, data=data, method="POST")
-    request.add_header("Content-Type", "application/x-www-form-urlencoded")
-    request.add_header(SIGNATURE_HEADER, signature_for(token, url, params))
+        secret = token or os.environ.get("WHATSAPP_APP_SECRET") or _local_secret("WHATSAPP_APP_SECRET")
+        message_id = message_sid or "wamid." + uuid.uuid4().hex
+        payload = {"object": "whatsapp_business_account", "entry": [{"id": "0", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": to.lstrip("+"), "phone_number_id": phone_number_id},
+            "contacts": [{"profile": {"name": "Simulated"}, "wa_id": sender.lstrip("+")}],
+            "messages": [{"from": sender.lstrip("+"), "id": message_id, "timestamp": str(int(time.time())),
+                          "type": "text", "text": {"body": text}}],
+        }}]}]}
+        data = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", whatsapp_cloud.SIGNATURE_HEADER: whatsapp_cloud.sign(secret, data)}
+    else:
+        from webhook.providers.twilio import SIGNATURE_HEADER, signature_for
+
+        secret = token or os.environ.get("TWILIO_AUTH_TOKEN") or _local_secret("TWILIO_AUTH_TOKEN")
+        prefix = "whatsapp:" if whatsapp else ""
+        message_id = message_sid or "SM" + uuid.uuid4().hex
+        params = {"MessageSid": message_id, "AccountSid": "AC" + "0" * 32, "From": prefix + sender, "To": prefix + to,
+                  "Body": text, "NumMedia": "0"}
+        data = urllib.parse.urlencode(params).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", SIGNATURE_HEADER: signature_for(secret, url, params)}
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
     started = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
@@ -232,7 +252,7 @@ def simulate(text: str, url: str, sender: str, to: str, whatsapp: bool, message_
         status, body = error.code, error.read().decode(errors="replace")
     except urllib.error.URLError as error:
         _fail(f"cannot reach {url}: {error.reason}; is `unsub serve` running?")
-    click.echo(f"{params['MessageSid']} -> HTTP {status} in {(time.perf_counter() - started) * 1000:.0f} ms")
+    click.echo(f"{message_id} -> HTTP {status} in {(time.perf_counter() - started) * 1000:.0f} ms")
     click.echo(body)
     if status != 200:
         sys.exit(1)
@@ -271,7 +291,8 @@ def worker(once: bool, lease: int) -> None:
     except StoreUnavailable as error:
         _fail(str(error))
     runner = Worker(store, schedule=settings.retry_schedule, lease=timedelta(seconds=lease),
-                    attribution_window=timedelta(hours=settings.attribution_window_hours))
+                    attribution_window=timedelta(hours=settings.attribution_window_hours),
+                    whatsapp_token=settings.whatsapp_access_token)
     runner.install_signal_handlers()
     click.echo(f"unsub worker {runner.name}: database {database_location(settings.database_url)}", err=True)
     made = runner.run(once=once)

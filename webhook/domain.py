@@ -11,12 +11,18 @@ Status = Literal["subscribed", "unsubscribed", "unknown"]
 STATUS_OF_ACTION: dict[str, Status] = {"opt_out": "unsubscribed", "opt_in": "subscribed"}
 ACTION_OF_STATUS: dict[str, Action] = {"unsubscribed": "opt_out", "subscribed": "opt_in"}
 # Where a consent event came from.
-SOURCES = ("keyword", "carrier", "admin", "import", "one_click", "page", "inbound_mail")
+# ``provider``: the contact acted in the provider's own settings (WhatsApp's "Offers and
+# announcements"), or the provider relayed an unsubscribe it handled itself.
+SOURCES = ("keyword", "carrier", "admin", "import", "one_click", "page", "inbound_mail", "provider")
 # Namespaces of the ids that make a change idempotent (``dedupe_key``). Each is chosen by
 # the code path that records, never by the input, so the same text sent as a Twilio
 # MessageSid and as a mail's Message-Id can never collide, and no provider can forge an
 # id of one of the service's own changes (a review confirmation, an import row).
-ID_NAMESPACES = ("twilio", "twilio-status", "mail", "review", "import")
+ID_NAMESPACES = ("twilio", "twilio-status", "mail", "review", "import", "whatsapp", "whatsapp-status",
+                 "whatsapp-pref")
+# Who a message was sent to, as a provider names it, so the configuration can bind it to a
+# channel: our number (E.164), a Twilio Messaging Service SID, a WhatsApp Cloud phone number id.
+IDENTITY_KINDS = ("number", "messaging_service", "phone_number_id")
 
 
 def dedupe_key(namespace: str, provider_id: str | None) -> str | None:
@@ -45,20 +51,56 @@ class InboundMessage:
     address: str  # E.164, without the whatsapp: prefix
     body: str
     message_id: str  # the provider's id, as sent
-    to: str | None = None
-    messaging_service_sid: str | None = None
+    # Who it was sent to, most specific first: (kind of IDENTITY_KINDS, value).
+    identities: tuple[tuple[str, str], ...] = ()
     button_payload: str | None = None
     # The provider already handled this as an opt-out/opt-in/help (Twilio OptOutType).
     provider_intent: str | None = None
     received_at: datetime = field(default_factory=utcnow)
     # The namespace of ``message_id`` (see ID_NAMESPACES): which provider sent it.
     id_namespace: str = "twilio"
+    provider: str = "twilio"
 
     @property
     def dedupe_key(self) -> str:
         key = dedupe_key(self.id_namespace, self.message_id)
         assert key is not None
         return key
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """A provider's report on a message we sent (Twilio status callback, WhatsApp Cloud status).
+
+    ``recipient_blocked``: the provider says the recipient blocks us (Twilio 21610, WhatsApp
+    131050): an opt-out of the channel, recorded with source ``carrier``. Which codes mean it
+    is the provider module's policy, not the core's."""
+
+    channel_type: str
+    message_id: str
+    recipient: str  # normalised
+    status: str  # lower-case provider status (queued, sent, delivered, read, failed, ...)
+    identities: tuple[tuple[str, str], ...] = ()
+    error_code: str | None = None
+    recipient_blocked: bool = False
+    id_namespace: str = "twilio-status"
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PreferenceChange:
+    """The contact changed its marketing preference in the provider's own settings
+    (WhatsApp "Offers and announcements"): an opt-out or opt-in, source ``provider``, no reply."""
+
+    channel_type: str
+    address: str
+    action: Action
+    key: str  # what makes a redelivery of the same change record nothing (provider id, time, value)
+    identities: tuple[tuple[str, str], ...] = ()
+    detail: str | None = None
+    at: datetime = field(default_factory=utcnow)
+    id_namespace: str = "whatsapp-pref"
+    match_kind: str = "provider_settings"
 
 
 @dataclass(frozen=True)

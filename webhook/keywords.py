@@ -14,7 +14,7 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
@@ -70,6 +70,7 @@ def _already(word: str, path: str) -> str:
 
 LanguageCode = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 MessagingServiceSid = re.compile(r"^MG[0-9a-fA-F]{32}$")
+PhoneNumberId = re.compile(r"[0-9]{1,30}")
 
 
 class _Model(BaseModel):
@@ -103,6 +104,8 @@ class ChannelModel(_Model):
     languages: list[StrictStr] = Field(min_length=1, max_length=50)
     senders: list[StrictStr] = Field(default_factory=list, max_length=1000)
     messaging_services: list[StrictStr] = Field(default_factory=list, max_length=1000)
+    # WhatsApp Cloud API: the phone number ids (metadata.phone_number_id) this channel receives from.
+    phone_number_ids: list[StrictStr] = Field(default_factory=list, max_length=1000)
     opt_out: OptOutSection
     opt_in: IntentSection = Field(default_factory=IntentSection)
     help: IntentSection = Field(default_factory=IntentSection)
@@ -156,9 +159,16 @@ class Channel:
     messaging_services: frozenset[str]
     index: ChannelIndex
     replies: dict[tuple[str, str], str]  # (intent, language) -> rendered reply
+    phone_number_ids: frozenset[str] = frozenset()
 
     def reply(self, intent: str, language: str) -> str | None:
         return self.replies.get((intent, language)) or self.replies.get((intent, self.languages[0]))
+
+    @property
+    def identities(self) -> list[tuple[str, str]]:
+        """(kind, value) of every sender identity bound to this channel (domain.IDENTITY_KINDS)."""
+        return ([("number", s) for s in sorted(self.senders)] + [("messaging_service", s) for s in sorted(self.messaging_services)]
+                + [("phone_number_id", s) for s in sorted(self.phone_number_ids)])
 
 
 class KeywordConfig:
@@ -173,29 +183,24 @@ class KeywordConfig:
         self.channels: dict[str, Channel] = {
             name: _compile_channel(name, ch, model) for name, ch in model.channels.items()
         }
-        self._by_sender: dict[tuple[str, str], str] = {}
-        self._by_service: dict[tuple[str, str], str] = {}
-        for name, ch in self.channels.items():
-            for sender in ch.senders:
-                self._by_sender[(ch.type, sender)] = name
-            for sid in ch.messaging_services:
-                self._by_service[(ch.type, sid)] = name
+        # (channel type, identity kind, value) -> channel name
+        self._bound: dict[tuple[str, str, str], str] = {
+            (ch.type, kind, value): name for name, ch in self.channels.items() for kind, value in ch.identities
+        }
 
     def channel(self, name: str) -> Channel | None:
         return self.channels.get(name)
 
-    def channel_for(self, channel_type: str, to: str | None = None, messaging_service_sid: str | None = None) -> Channel:
+    def channel_for(self, channel_type: str, identities: Sequence[tuple[str, str]] = ()) -> Channel:
         """The one place that decides an inbound message's channel.
 
-        A channel bound to the message's sender number (``To``) wins, then one bound to
-        its Messaging Service, else the default channel named after the type.
+        ``identities``: who the message was sent to, as the provider names it, most specific
+        first (Twilio: our number, then the Messaging Service; WhatsApp Cloud: the phone number
+        id, then the number). The first one bound to a channel of the type wins, else the
+        default channel named after the type.
         """
-        if to:
-            name = self._by_sender.get((channel_type, to))
-            if name:
-                return self.channels[name]
-        if messaging_service_sid:
-            name = self._by_service.get((channel_type, messaging_service_sid))
+        for kind, value in identities:
+            name = self._bound.get((channel_type, kind, value))
             if name:
                 return self.channels[name]
         return self.channels[channel_type]
@@ -234,6 +239,7 @@ def _compile_channel(name: str, ch: ChannelModel, model: DocumentModel) -> Chann
         messaging_services=frozenset(ch.messaging_services),
         index=index,
         replies=replies,
+        phone_number_ids=frozenset(ch.phone_number_ids),
     )
 
 
@@ -291,6 +297,15 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
 
         if ch.type == "email" and (ch.senders or ch.messaging_services):
             add(base, "e-mail channels cannot be bound to sender numbers or Messaging Services")
+        if ch.phone_number_ids and ch.type != "whatsapp":
+            add(f"{base}.phone_number_ids", "only WhatsApp channels receive from WhatsApp Cloud phone number ids")
+        for i, number_id in enumerate(ch.phone_number_ids):
+            if not PhoneNumberId.fullmatch(number_id):
+                add(f"{base}.phone_number_ids.{i}", f"{number_id!r} is not a WhatsApp Cloud phone number id (digits)")
+                continue
+            other = bound_services.setdefault(("phone_number_id", number_id), name)
+            if other != name:
+                add(f"{base}.phone_number_ids.{i}", f"{number_id} is already bound to channel {other!r}")
         for i, sender in enumerate(ch.senders):
             normal = _normal_sender(sender)
             if normal is None:

@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-from webhook.outbox import DEFAULT_RETRY_SCHEDULE, parse_retry_schedule
+from webhook.outbox import DEFAULT_RETRY_SCHEDULE, check_endpoint_url, parse_retry_schedule
 
 MIN_SECRET_LENGTH = 16
-SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN")  # generated for local development
-OPTIONAL_SECRETS = ("SENDGRID_INBOUND_SECRET", "MAILGUN_SIGNING_KEY", "ERASURE_KEY")
+# Generated for local development (`unsub serve`), so a newcomer can simulate both providers.
+SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN")
+OPTIONAL_SECRETS = ("SENDGRID_INBOUND_SECRET", "MAILGUN_SIGNING_KEY", "ERASURE_KEY", "WHATSAPP_ACCESS_TOKEN")
+# A provider is configured by its secret; at least one must be.
+PROVIDER_SECRETS = ("TWILIO_AUTH_TOKEN", "WHATSAPP_APP_SECRET")
+DEFAULT_WHATSAPP_API_URL = "https://graph.facebook.com/v21.0"
 PACKAGED_KEYWORDS = Path(__file__).with_name("keywords.yaml")
 
 
@@ -42,7 +46,31 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "`keywords.yaml` in the working directory, else the packaged default",
         "Path of the keyword configuration admins edit.",
     ),
-    SettingSpec("TWILIO_AUTH_TOKEN", "none", "Token Twilio signs webhooks with. Required in production."),
+    SettingSpec(
+        "TWILIO_AUTH_TOKEN",
+        "none: `/webhooks/twilio` refuses every request (403)",
+        "Token Twilio signs webhooks with. Production needs it or `WHATSAPP_APP_SECRET` (at least one provider).",
+    ),
+    SettingSpec(
+        "WHATSAPP_APP_SECRET",
+        "none: `/webhooks/whatsapp` refuses every POST (403)",
+        "Meta app secret; checks `X-Hub-Signature-256` on `/webhooks/whatsapp` (WhatsApp Cloud API).",
+    ),
+    SettingSpec(
+        "WHATSAPP_VERIFY_TOKEN",
+        "none: the handshake is refused (403)",
+        "The token Meta's verification handshake must present (`GET /webhooks/whatsapp`; 16+ characters).",
+    ),
+    SettingSpec(
+        "WHATSAPP_ACCESS_TOKEN",
+        "none: no replies are sent (logged once)",
+        "Bearer token for sending confirmations through the WhatsApp Cloud API (the worker sends them).",
+    ),
+    SettingSpec(
+        "WHATSAPP_API_URL",
+        "`https://graph.facebook.com/v21.0`",
+        "Base of the WhatsApp Cloud API, version included (`http://` only with `WEBHOOK_ALLOW_HTTP=1`).",
+    ),
     SettingSpec(
         "ADMIN_TOKEN",
         "none: admin surface disabled (401)",
@@ -131,6 +159,10 @@ class Settings:
     attribution_window_hours: int = 72
     retry_schedule: tuple[timedelta, ...] = DEFAULT_RETRY_SCHEDULE
     allow_http_webhooks: bool = False
+    whatsapp_app_secret: str | None = None
+    whatsapp_verify_token: str | None = None
+    whatsapp_access_token: str | None = None
+    whatsapp_api_url: str = DEFAULT_WHATSAPP_API_URL
     # Where generated local-development secrets live (None in production).
     instance_path: Path | None = None
 
@@ -207,6 +239,13 @@ def _check_schedule(value: str) -> tuple[timedelta, ...]:
         raise SettingsError(f"WEBHOOK_RETRY_SCHEDULE={value[:100]!r}: {error} (e.g. 5s,5m,30m,2h)") from None
 
 
+def _check_api_url(value: str, allow_http: bool) -> str:
+    try:
+        return check_endpoint_url(value.rstrip("/"), allow_http)
+    except ValueError as error:
+        raise SettingsError(f"WHATSAPP_API_URL={value[:100]!r}: {error}") from None
+
+
 def _check_flag(name: str, value: str) -> bool:
     text = value.strip().lower()
     if text in ("", "0", "false", "no", "off"):
@@ -270,19 +309,24 @@ def from_env(
         value = env.get(name)
         if value is not None and value != "" and len(value) < MIN_SECRET_LENGTH:
             raise SettingsError(f"{name} is shorter than {MIN_SECRET_LENGTH} characters; use a long random value")
-    for name in ("TWILIO_AUTH_TOKEN", "SECRET_KEY"):
-        if not env.get(name):
-            raise SettingsError(
-                f"{name} is not set; set it in the environment (production), or run "
-                "`unsub serve` for local development with generated secrets"
-            )
+    if not env.get("SECRET_KEY"):
+        raise SettingsError(
+            "SECRET_KEY is not set; set it in the environment (production), or run "
+            "`unsub serve` for local development with generated secrets"
+        )
+    if not any(env.get(name) for name in PROVIDER_SECRETS):
+        raise SettingsError(
+            "no provider is configured: set TWILIO_AUTH_TOKEN (Twilio) or WHATSAPP_APP_SECRET (WhatsApp Cloud API), "
+            "or both; or run `unsub serve` for local development with generated secrets"
+        )
+    allow_http = _check_flag("WEBHOOK_ALLOW_HTTP", env.get("WEBHOOK_ALLOW_HTTP", ""))
 
     public = env.get("PUBLIC_BASE_URL") or None
     region = env.get("DEFAULT_REGION") or None
     return Settings(
         database_url=check_database_url(env.get("DATABASE_URL") or "sqlite:///unsub.db"),
         keywords_file=_resolve_keywords_file(env.get("KEYWORDS_FILE") or None, cwd),
-        twilio_auth_token=env["TWILIO_AUTH_TOKEN"],
+        twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
         admin_token=env.get("ADMIN_TOKEN") or None,
         secret_key=env["SECRET_KEY"],
         public_base_url=_check_public_base_url(public) if public else None,
@@ -293,7 +337,11 @@ def from_env(
         attribution_window_hours=check_window(env["ATTRIBUTION_WINDOW_HOURS"]) if env.get("ATTRIBUTION_WINDOW_HOURS") else 72,
         retry_schedule=_check_schedule(env["WEBHOOK_RETRY_SCHEDULE"]) if env.get("WEBHOOK_RETRY_SCHEDULE")
         else DEFAULT_RETRY_SCHEDULE,
-        allow_http_webhooks=_check_flag("WEBHOOK_ALLOW_HTTP", env.get("WEBHOOK_ALLOW_HTTP", "")),
+        allow_http_webhooks=allow_http,
+        whatsapp_app_secret=env.get("WHATSAPP_APP_SECRET") or None,
+        whatsapp_verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
+        whatsapp_access_token=env.get("WHATSAPP_ACCESS_TOKEN") or None,
+        whatsapp_api_url=_check_api_url(env.get("WHATSAPP_API_URL") or DEFAULT_WHATSAPP_API_URL, allow_http),
         instance_path=instance_path,
     )
 

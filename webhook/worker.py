@@ -29,6 +29,7 @@ import urllib3
 
 from webhook import outbox
 from webhook.domain import AttemptResult, ClaimedDelivery, utcnow
+from webhook.providers import whatsapp_cloud
 from webhook.store import Store, StoreUnavailable
 
 log = logging.getLogger("unsub.worker")
@@ -78,6 +79,7 @@ class Worker:
         lease: timedelta = LEASE,
         timeout: float = outbox.DELIVERY_TIMEOUT_SECONDS,
         clock: Callable[[], datetime] = utcnow,
+        whatsapp_token: str | None = None,
     ) -> None:
         self.store = store
         self.schedule = schedule
@@ -85,6 +87,7 @@ class Worker:
         self.lane_threads = lane_threads
         self.lease = lease
         self.clock = clock
+        self.whatsapp_token = whatsapp_token  # replies through the WhatsApp Cloud API
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.stop = threading.Event()
         self.wake = threading.Event()
@@ -227,7 +230,13 @@ class Worker:
         body = delivery.body if delivery.body is not None else self._build_body(delivery)
         if body is None:  # its event is gone (an erasure ran meanwhile): nothing to announce
             return AttemptResult(delivery.id, "failed", started_at, self.name, error="the event no longer exists")
-        headers = outbox.signed_headers(delivery.secret, delivery.webhook_id, body, started_at)
+        if delivery.kind == "whatsapp_reply":
+            if not self.whatsapp_token:
+                return self._failed_attempt(delivery, started_at, None, 0, "", "WHATSAPP_ACCESS_TOKEN is not set in the worker",
+                                            None, body)
+            headers = whatsapp_cloud.reply_headers(self.whatsapp_token)
+        else:
+            headers = outbox.signed_headers(delivery.secret, delivery.webhook_id, body, started_at)
         started = time.perf_counter()
         status: int | None = None
         answer = b""
@@ -250,6 +259,11 @@ class Worker:
         if status == 410 and delivery.kind == "webhook":
             return AttemptResult(delivery.id, "failed", started_at, self.name, status, duration, outbox.excerpt(answer),
                                  "410 Gone: the endpoint is disabled", body=body, disable_endpoint=True)
+        if status is not None and 400 <= status < 500 and status not in (408, 429) and delivery.kind != "webhook":
+            # The provider refused the request itself (outside the 24 h window, a bad number):
+            # the same request will be refused again.
+            return AttemptResult(delivery.id, "failed", started_at, self.name, status, duration, outbox.excerpt(answer),
+                                 f"HTTP {status}: refused by the provider", body=body)
         after = outbox.retry_after(retry_header, started_at) if status in (429, 503) else None
         return self._failed_attempt(delivery, started_at, status, duration, outbox.excerpt(answer),
                                     error or f"HTTP {status}", after, body)

@@ -144,7 +144,8 @@ def test_settings_lists_every_variable(runner):
 @pytest.mark.slow
 def test_newcomer_serves_and_simulates_a_stop(tmp_path):
     """README's first command, then `unsub simulate`: a TwiML confirmation for STOP."""
-    env = {k: v for k, v in os.environ.items() if k not in ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN", "DATABASE_URL", "KEYWORDS_FILE")}
+    env = {k: v for k, v in os.environ.items() if k not in ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN", "DATABASE_URL",
+                                                            "KEYWORDS_FILE") and not k.startswith("WHATSAPP_")}
     port = free_port()
     unsub = shutil.which("unsub", path=str(BIN)) or str(BIN / "unsub")
     server = Server([unsub, "serve", "--port", str(port)], tmp_path, env, port)
@@ -172,6 +173,15 @@ def test_newcomer_serves_and_simulates_a_stop(tmp_path):
         assert one_click.status_code == 200
         admin = load_local_secrets(tmp_path / "instance")["ADMIN_TOKEN"]
         status = requests.get(f"{base}/api/v1/subscriptions/email/dana@example.com", headers={"Authorization": f"Bearer {admin}"}, timeout=10)
+        assert status.json()["status"] == "unsubscribed"
+
+        # The WhatsApp Cloud API, signed with the generated WHATSAPP_APP_SECRET (issue 13).
+        cloud = subprocess.run([unsub, "simulate", "STOP", "--provider", "whatsapp-cloud", "--from", "+14155550888",
+                                "--url", f"{base}/webhooks/whatsapp"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                               timeout=30)
+        assert cloud.returncode == 0 and "HTTP 200" in cloud.stdout, cloud.stdout + cloud.stderr
+        status = requests.get(f"{base}/api/v1/subscriptions/whatsapp/+14155550888", headers={"Authorization": f"Bearer {admin}"},
+                              timeout=10)
         assert status.json()["status"] == "unsubscribed"
     finally:
         server.stop()

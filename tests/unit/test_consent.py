@@ -9,17 +9,19 @@ import pytest
 
 from tests.unit.fakes import FakeStore
 from webhook import consent
-from webhook.domain import InboundMessage, utcnow
+from webhook.domain import InboundMessage, PreferenceChange, StatusReport, utcnow
 from webhook.keywords import load_file, parse_document
 from webhook.settings import PACKAGED_KEYWORDS
 
 CONFIG = load_file(PACKAGED_KEYWORDS)
 ALICE = "+14155550123"
+BOB = "+14155550124"
 HASH = consent.address_hasher("unit-test-secret-key-0123456789")
 
 
 def inbound(body: str, channel_type: str = "sms", sid: str = "SM1", **extra) -> InboundMessage:
-    return InboundMessage(channel_type=channel_type, address=ALICE, body=body, message_id=sid, to="+14155550100", **extra)
+    return InboundMessage(channel_type=channel_type, address=ALICE, body=body, message_id=sid,
+                          identities=(("number", "+14155550100"),), **extra)
 
 
 @pytest.fixture
@@ -112,17 +114,29 @@ def test_a_bound_sender_keeps_a_separate_subscription(store):
     brand_b["senders"] = ["+14155550999"]
     document["channels"]["brand-b"] = brand_b
     config = parse_document(document)
-    msg = InboundMessage(channel_type="sms", address=ALICE, body="STOP", message_id="SM9", to="+14155550999")
+    msg = InboundMessage(channel_type="sms", address=ALICE, body="STOP", message_id="SM9",
+                         identities=(("number", "+14155550999"),))
     assert consent.handle_inbound(msg, config, store).channel == "brand-b"
     assert status(store, "brand-b") == "unsubscribed"
     assert status(store, "sms") == "unknown"
 
 
-def test_carrier_block_is_an_sms_opt_out(store):
-    recorded = consent.record_carrier_opt_out(CONFIG, store, address=ALICE, message_id="SMout1")
-    assert recorded.created
-    assert (store.events[0].source, store.events[0].channel) == ("carrier", "sms")
-    assert not consent.record_carrier_opt_out(CONFIG, store, address=ALICE, message_id="SMout1").created
+def test_a_provider_saying_the_recipient_blocks_us_is_an_opt_out_of_that_channel(store):
+    report = StatusReport("sms", "SMout1", ALICE, "undelivered", error_code="21610", recipient_blocked=True)
+    outcome = consent.handle_status(report, CONFIG, store, HASH)
+    assert outcome.recorded is not None and outcome.recorded.created
+    assert (store.events[0].source, store.events[0].channel, store.events[0].message_id) == ("carrier", "sms", "SMout1")
+    assert not consent.handle_status(report, CONFIG, store, HASH).recorded.created
+    ordinary = StatusReport("sms", "SMout2", BOB, "undelivered", error_code="30003")
+    assert consent.handle_status(ordinary, CONFIG, store, HASH).recorded is None and len(store.events) == 1
+
+
+def test_a_marketing_preference_changed_in_the_providers_settings_is_recorded_once(store):
+    change = PreferenceChange("whatsapp", ALICE, "opt_out", key="15551234567:1764666000:stop", detail="stop")
+    first = consent.handle_preference(change, CONFIG, store)
+    assert first.created and (store.events[0].source, store.events[0].channel) == ("provider", "whatsapp")
+    assert not consent.handle_preference(change, CONFIG, store).created
+    assert status(store, "sms") == "unknown"
 
 
 def test_an_older_event_never_overrides_a_newer_status(store):

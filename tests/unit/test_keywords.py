@@ -119,10 +119,26 @@ def test_channel_for_routes_bound_senders_and_defaults():
     brand_b["messaging_services"] = ["MG" + "a" * 32]
     d["channels"]["brand-b"] = brand_b
     config = parse_document(d)
-    assert config.channel_for("sms", "+14155550999").name == "brand-b"
-    assert config.channel_for("sms", "+14155550100", "MG" + "a" * 32).name == "brand-b"
-    assert config.channel_for("sms", "+14155550100").name == "sms"
-    assert config.channel_for("whatsapp", "+14155550999").name == "whatsapp"
+    assert config.channel_for("sms", [("number", "+14155550999")]).name == "brand-b"
+    assert config.channel_for("sms", [("number", "+14155550100"), ("messaging_service", "MG" + "a" * 32)]).name == "brand-b"
+    assert config.channel_for("sms", [("number", "+14155550100")]).name == "sms"
+    assert config.channel_for("whatsapp", [("number", "+14155550999")]).name == "whatsapp"
+    assert config.channel_for("sms", [("phone_number_id", "+14155550999")]).name == "sms"  # kinds do not mix
+
+
+def test_whatsapp_cloud_phone_number_ids_bind_whatsapp_channels_only():
+    d = doc()
+    brand_b = copy.deepcopy(d["channels"]["whatsapp"])
+    brand_b["phone_number_ids"] = ["106540352242922"]
+    d["channels"]["brand-b-wa"] = brand_b
+    config = parse_document(d)
+    assert config.channel_for("whatsapp", [("phone_number_id", "106540352242922")]).name == "brand-b-wa"
+    assert config.channel_for("whatsapp", [("phone_number_id", "999")]).name == "whatsapp"
+    d["channels"]["sms"]["phone_number_ids"] = ["12x"]
+    d["channels"]["whatsapp"]["phone_number_ids"] = ["106540352242922"]
+    found = dict(problems(d))
+    assert "only WhatsApp channels" in found["channels.sms.phone_number_ids"]
+    assert "already bound to channel 'whatsapp'" in found["channels.brand-b-wa.phone_number_ids.0"]
 
 
 def test_yaml_errors_name_the_line():

@@ -121,8 +121,13 @@ def test_unsub_is_an_opt_out_keyword(text):
 def test_every_channel_ships_the_same_new_lists(channel):
     entry = CONFIG.document["channels"][channel]
     sms = CONFIG.document["channels"]["sms"]
-    for key in ("alone", "wrong_number", "questions", "phrases", "keywords", "first_word"):
+    for key in ("alone", "wrong_number", "questions", "phrases", "first_word"):
         assert entry["opt_out"][key] == sms["opt_out"][key], key
+    for language, words in sms["opt_out"]["keywords"].items():
+        extra = [w for w in entry["opt_out"]["keywords"][language] if w not in words]
+        assert entry["opt_out"]["keywords"][language][:len(words)] == words, language
+        # WhatsApp also ships Meta's localised "Stop promotions" button of marketing templates.
+        assert all(("PROMO" in w or "STOPPEN" in w) for w in extra) and bool(extra) == (channel == "whatsapp"), extra
     assert entry["fuzzy"] is True and entry["stretched"] is True
 
 

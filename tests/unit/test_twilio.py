@@ -68,7 +68,7 @@ SID1, SID2, SID9 = "SM" + "1" * 32, "SM" + "2" * 32, "SM" + "9" * 32
 
 def test_parse_inbound_sms_and_whatsapp():
     sms = parse_inbound({"MessageSid": SID1, "From": "+14155550123", "To": "+14155550100", "Body": "STOP"})
-    assert (sms.channel_type, sms.address, sms.to, sms.body) == ("sms", "+14155550123", "+14155550100", "STOP")
+    assert (sms.channel_type, sms.address, sms.identities, sms.body) == ("sms", "+14155550123", (("number", "+14155550100"),), "STOP")
     wa = parse_inbound({"MessageSid": SID2, "From": "whatsapp:+447700900123", "To": "whatsapp:+14155550100", "Body": "hi", "ButtonPayload": "STOP", "OptOutType": "stop"})
     assert (wa.channel_type, wa.address, wa.button_payload, wa.provider_intent) == ("whatsapp", "+447700900123", "STOP", "STOP")
 
@@ -112,7 +112,15 @@ def test_legacy_sms_sid_is_accepted():
 
 def test_parse_status():
     status = parse_status({"MessageSid": SID1, "MessageStatus": "undelivered", "ErrorCode": "21610", "To": "+14155550123", "From": "+14155550100"})
-    assert (status.error_code, status.recipient, status.sender, status.is_whatsapp) == ("21610", "+14155550123", "+14155550100", False)
+    assert (status.error_code, status.recipient, status.identities, status.channel_type) == (
+        "21610", "+14155550123", (("number", "+14155550100"),), "sms")
+    assert status.recipient_blocked  # Twilio's policy: 21610 on an SMS
+
+
+def test_21610_on_whatsapp_does_not_block():
+    status = parse_status({"MessageSid": SID1, "MessageStatus": "undelivered", "ErrorCode": "21610",
+                           "To": "whatsapp:+14155550123"})
+    assert status.channel_type == "whatsapp" and not status.recipient_blocked
 
 
 def test_twiml():

@@ -29,17 +29,6 @@ def check_campaign_id(value: str) -> str:
     return value
 
 
-def campaign_message_from_status(
-    config: KeywordConfig, campaign: str, *, message_id: str, status: str, recipient: str, sender: str | None,
-    messaging_service_sid: str | None, whatsapp: bool, at: datetime | None = None,
-) -> CampaignMessage | None:
-    """The campaign message a Twilio status callback reports, or None for a status we do not track."""
-    if status not in MESSAGE_STAGES:
-        return None
-    channel = config.channel_for("whatsapp" if whatsapp else "sms", sender, messaging_service_sid)
-    return CampaignMessage(message_id, campaign, channel.name, recipient, status, at or utcnow())
-
-
 @dataclass(frozen=True)
 class Send:
     """A campaign send reported by another tool (API or CLI)."""

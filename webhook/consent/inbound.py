@@ -12,7 +12,21 @@ from datetime import datetime, timedelta
 
 from webhook.analytics import reason_in
 from webhook.consent.changes import record_change, safe_text
-from webhook.domain import ConsentEvent, Feedback, InboundMail, InboundMessage, Recorded, ReviewItem, dedupe_key, utcnow
+from webhook.consent.contacts import AddressHash, erased
+from webhook.domain import (
+    MESSAGE_STAGES,
+    CampaignMessage,
+    ConsentEvent,
+    Feedback,
+    InboundMail,
+    InboundMessage,
+    PreferenceChange,
+    Recorded,
+    ReviewItem,
+    StatusReport,
+    dedupe_key,
+    utcnow,
+)
 from webhook.keywords import Channel, KeywordConfig
 from webhook.matching import Match, judge, match
 from webhook.store import Store
@@ -122,7 +136,7 @@ def handle_inbound(msg: InboundMessage, config: KeywordConfig, store: Store) -> 
     Only the channel the message arrived on changes. The change is committed before this
     returns; a repeated message id records nothing new and gets the same reply.
     """
-    channel = config.channel_for(msg.channel_type, msg.to, msg.messaging_service_sid)
+    channel = config.channel_for(msg.channel_type, msg.identities)
     decision = decide(channel, msg.body, msg.button_payload, msg.provider_intent)
     found = decision.match
     if found is None:
@@ -170,23 +184,54 @@ def _keep_ordinary(msg: InboundMessage, channel: Channel, config: KeywordConfig,
     return None
 
 
-def record_carrier_opt_out(
-    config: KeywordConfig,
-    store: Store,
-    *,
-    address: str,
-    message_id: str,
-    sender: str | None = None,
-    messaging_service_sid: str | None = None,
-    error_code: str = "21610",
-    at: datetime | None = None,
-) -> Recorded:
-    """The carrier blocks this number for our sender (Twilio 21610): record an SMS opt-out."""
-    channel = config.channel_for("sms", sender, messaging_service_sid)
+@dataclass(frozen=True)
+class StatusOutcome:
+    """What a provider's status report did: the opt-out it recorded (the recipient blocks us),
+    and whether it moved a campaign message on."""
+
+    channel: str
+    recorded: Recorded | None
+    campaign_message: bool = False
+
+
+def handle_status(report: StatusReport, config: KeywordConfig, store: Store, hash_for: AddressHash,
+                  campaign: str | None = None) -> StatusOutcome:
+    """A provider's report on a message we sent.
+
+    When the provider says the recipient blocks us (``recipient_blocked``: its own policy,
+    e.g. Twilio 21610, WhatsApp 131050) an opt-out of that channel is recorded with source
+    ``carrier``. With ``campaign`` (checked by the caller) the message's delivery is
+    recorded for attribution, unless the address was erased since (a late callback must not
+    bring it back).
+    """
+    channel = config.channel_for(report.channel_type, report.identities)
+    recorded = None
+    if report.recipient_blocked:
+        code = report.error_code or "blocked"
+        recorded = record_change(store, ConsentEvent(
+            channel=channel.name, address=report.recipient, action="opt_out", source="carrier",
+            occurred_at=report.at or utcnow(), match_kind="carrier", message_id=report.message_id,
+            dedupe_key=dedupe_key(report.id_namespace, f"{report.message_id}:{code}"),
+            config_version=config.version, reason=f"provider error {code}",
+        ))
+    moved = False
+    if campaign is not None and report.status in MESSAGE_STAGES:
+        message = CampaignMessage(report.message_id, campaign, channel.name, report.recipient, report.status,
+                                  report.at or utcnow())
+        if not erased(store, channel.name, report.recipient, hash_for):
+            store.record_campaign_messages([message])
+            moved = True
+    return StatusOutcome(channel.name, recorded, moved)
+
+
+def handle_preference(change: PreferenceChange, config: KeywordConfig, store: Store) -> Recorded:
+    """The contact switched marketing off (or on again) in the provider's own settings: an
+    opt-out or opt-in of that channel, source ``provider``, and no reply (they acted there)."""
+    channel = config.channel_for(change.channel_type, change.identities)
     return record_change(store, ConsentEvent(
-        channel=channel.name, address=address, action="opt_out", source="carrier", occurred_at=at or utcnow(),
-        match_kind="carrier", message_id=message_id, dedupe_key=dedupe_key("twilio-status", f"{message_id}:{error_code}"),
-        config_version=config.version, reason=f"provider error {error_code}",
+        channel=channel.name, address=change.address, action=change.action, source="provider",
+        occurred_at=change.at, match_kind=change.match_kind, dedupe_key=dedupe_key(change.id_namespace, change.key),
+        config_version=config.version, reason=safe_text(change.detail, 500) if change.detail else None,
     ))
 
 

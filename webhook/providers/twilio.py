@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Mapping
 from urllib.parse import parse_qsl, quote
@@ -18,7 +17,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.datastructures import MultiDict
 
 from webhook.addresses import WHATSAPP_PREFIX, normalise_phone
-from webhook.domain import InboundMessage, utcnow
+from webhook.domain import InboundMessage, StatusReport, utcnow
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 MAX_FIELD = 4096
@@ -51,16 +50,10 @@ class MalformedRequest(ValueError):
     """The request is signed but not a message we can read (400)."""
 
 
-@dataclass(frozen=True)
-class StatusCallback:
-    message_id: str
-    status: str
-    error_code: str | None
-    recipient: str  # normalised To
-    recipient_raw: str
-    sender: str | None  # our number (From), normalised
-    messaging_service_sid: str | None
-    is_whatsapp: bool
+# Twilio's policy: error 21610 on an SMS means the carrier blocks the number for us (the
+# contact texted STOP to Twilio itself): an SMS opt-out. (WhatsApp's "marketing not
+# delivered", 63049, is not a revocation.)
+RECIPIENT_BLOCKED_CODES = frozenset({"21610"})
 
 
 class SignatureChecker:
@@ -128,37 +121,48 @@ def parse_inbound(form: Mapping[str, str]) -> InboundMessage:
     address = normalise_phone(sender)
     if address is None:
         raise MalformedRequest("From is not a phone number")
-    to_raw = _field(form, "To")
     return InboundMessage(
         channel_type="whatsapp" if sender.lower().startswith(WHATSAPP_PREFIX) else "sms",
         address=address,
         # Twilio's bodies are at most 1,600 characters; nothing longer is matched or stored.
         body=(form.get("Body") or "")[:MAX_FIELD],
         message_id=message_id,
-        to=normalise_phone(to_raw) if to_raw else None,
-        messaging_service_sid=_field(form, "MessagingServiceSid"),
+        identities=_identities(_field(form, "To"), _field(form, "MessagingServiceSid")),
         button_payload=_field(form, "ButtonPayload"),
         provider_intent=(_field(form, "OptOutType") or "").upper() or None,
         received_at=utcnow(),
     )
 
 
-def parse_status(form: Mapping[str, str]) -> StatusCallback:
+def _identities(our_number: str | None, messaging_service: str | None) -> tuple[tuple[str, str], ...]:
+    """Who a message was sent to (inbound: To) or from (status: From), as channel bindings see it."""
+    found: list[tuple[str, str]] = []
+    number = normalise_phone(our_number) if our_number else None
+    if number:
+        found.append(("number", number))
+    if messaging_service:
+        found.append(("messaging_service", messaging_service))
+    return tuple(found)
+
+
+def parse_status(form: Mapping[str, str]) -> StatusReport:
+    """A status callback of a message we sent, as a provider-neutral report (Twilio's own
+    policy decides what blocks the recipient)."""
     message_id = message_sid(form)
     recipient_raw = _field(form, "To", required=True) or ""
     recipient = normalise_phone(recipient_raw)
     if recipient is None:
         raise MalformedRequest("To is not a phone number")
-    sender_raw = _field(form, "From")
-    return StatusCallback(
+    whatsapp = recipient_raw.lower().startswith(WHATSAPP_PREFIX)
+    error_code = _field(form, "ErrorCode")
+    return StatusReport(
+        channel_type="whatsapp" if whatsapp else "sms",
         message_id=message_id,
-        status=(_field(form, "MessageStatus") or _field(form, "SmsStatus") or "").lower(),
-        error_code=_field(form, "ErrorCode"),
         recipient=recipient,
-        recipient_raw=recipient_raw,
-        sender=normalise_phone(sender_raw) if sender_raw else None,
-        messaging_service_sid=_field(form, "MessagingServiceSid"),
-        is_whatsapp=recipient_raw.lower().startswith(WHATSAPP_PREFIX),
+        status=(_field(form, "MessageStatus") or _field(form, "SmsStatus") or "").lower(),
+        identities=_identities(_field(form, "From"), _field(form, "MessagingServiceSid")),
+        error_code=error_code,
+        recipient_blocked=error_code in RECIPIENT_BLOCKED_CODES and not whatsapp,
     )
 
 
@@ -177,7 +181,6 @@ __all__ = [
     "SIGNATURE_SETTINGS_HEADER",
     "MalformedRequest",
     "SignatureChecker",
-    "StatusCallback",
     "parse_inbound",
     "parse_status",
     "signature_for",

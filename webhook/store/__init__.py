@@ -202,6 +202,10 @@ class Store(Protocol):
     def queue_ping(self, endpoint_id: int) -> int | None:
         """Queue a ``ping`` to one endpoint (an admin's test); its delivery id, None without the endpoint."""
 
+    def queue_message(self, *, kind: str, lane: str, key: str, address: str | None, target: str, body: str) -> bool:
+        """Queue a message the worker sends to a provider's API (a reply, a forward), once per
+        ``key``; False when that key was queued already."""
+
     def claim_deliveries(self, worker: str, *, per_lane: int, limit: int, lease: timedelta,
                          busy_lanes: list[str]) -> list[ClaimedDelivery]:
         """Claim due deliveries for ``lease``: at most ``per_lane`` of each lane outside

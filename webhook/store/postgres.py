@@ -787,7 +787,8 @@ class PostgresStore(PostgresOutbox):
                 f"AND {by_channel} AND keyword IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 50", p,
             ).fetchall()
             kinds = conn.execute(
-                "SELECT CASE WHEN source = 'keyword' THEN coalesce(match_kind, 'keyword') ELSE source END AS kind, "
+                "SELECT CASE WHEN source = 'keyword' THEN coalesce(match_kind, 'keyword') "
+                "WHEN source = 'provider' THEN coalesce(match_kind, 'provider') ELSE source END AS kind, "
                 f"count(*) AS n FROM consent_events WHERE action = 'opt_out' AND {in_period} AND {by_channel} "
                 "GROUP BY 1 ORDER BY 2 DESC, 1", p,
             ).fetchall()

@@ -117,6 +117,20 @@ class PostgresOutbox:
                     conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         return row["id"] if row else None
 
+    def queue_message(self, *, kind: str, lane: str, key: str, address: str | None, target: str, body: str) -> bool:
+        """A message the worker sends to a provider's API (a reply, a forward), once per ``key``;
+        False when that key was queued already."""
+        with self._connection("queue a message") as conn:
+            with conn.transaction():
+                added = conn.execute(
+                    "INSERT INTO outbox (lane, kind, webhook_id, address, target, body) VALUES (%s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (webhook_id) DO NOTHING",
+                    (lane, kind, key, _clean(address), _clean(target), _clean(body)),
+                ).rowcount == 1
+                if added:
+                    conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        return added
+
     def claim_deliveries(self, worker: str, *, per_lane: int, limit: int, lease: timedelta,
                          busy_lanes: list[str]) -> list[ClaimedDelivery]:
         with self._connection("claim deliveries") as conn:

@@ -602,7 +602,8 @@ class SQLiteStore(SQLiteOutbox):
             (start, end, channel, channel),
         )
         kinds = self._query(
-            "SELECT CASE WHEN source = 'keyword' THEN coalesce(match_kind, 'keyword') ELSE source END AS kind, "
+            "SELECT CASE WHEN source = 'keyword' THEN coalesce(match_kind, 'keyword') "
+            "WHEN source = 'provider' THEN coalesce(match_kind, 'provider') ELSE source END AS kind, "
             "count(*) AS n FROM consent_events WHERE action = 'opt_out' AND occurred_at >= ? AND occurred_at < ? "
             "AND (? IS NULL OR channel = ?) GROUP BY 1 ORDER BY 2 DESC, 1",
             (start, end, channel, channel),

@@ -126,6 +126,17 @@ class SQLiteOutbox:
             )
             return cursor.lastrowid
 
+    def queue_message(self, *, kind: str, lane: str, key: str, address: str | None, target: str, body: str) -> bool:
+        """A message the worker sends to a provider's API (a reply, a forward), once per ``key``;
+        False when that key was queued already."""
+        now = to_text(utcnow())
+        with self._write("queue a message") as conn:
+            return conn.execute(
+                "INSERT INTO outbox (lane, kind, webhook_id, address, target, body, next_attempt_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (webhook_id) DO NOTHING",
+                (lane, kind, key, address, target, body, now, now),
+            ).rowcount == 1
+
     def claim_deliveries(self, worker: str, *, per_lane: int, limit: int, lease: timedelta,
                          busy_lanes: list[str]) -> list[ClaimedDelivery]:
         now = utcnow()

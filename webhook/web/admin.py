@@ -25,12 +25,15 @@ from webhook.keywords import INTENTS, KeywordConfigError, language_name, parse_d
 from webhook.web import services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+IDENTITY_WORDS = {"number": "number", "messaging_service": "Twilio Messaging Service",
+                  "phone_number_id": "WhatsApp Cloud phone number id"}
 CHANNEL_TYPE_WORDS = {"sms": "SMS", "whatsapp": "WhatsApp", "email": "E-mail"}
 # The e-mail page's reason codes (webhook/web/email.py REASONS) and sources, in an admin's words.
 REASON_WORDS = {"too_many": "Too many e-mails", "not_relevant": "Not relevant", "never_signed_up": "Never signed up",
                 "other": "Other"}
 SOURCE_WORDS = {"keyword": "message", "carrier": "carrier block", "admin": "admin", "import": "imported list",
-                "one_click": "e-mail one-click", "page": "e-mail page", "inbound_mail": "e-mail reply"}
+                "one_click": "e-mail one-click", "page": "e-mail page", "inbound_mail": "e-mail reply",
+                "provider": "the provider's own settings"}
 
 
 @bp.app_template_filter("channel_label")
@@ -189,7 +192,8 @@ def home():
 @bp.get("/keywords")
 def keywords():
     svc = services()
-    return render_template("admin/keywords.html", config=svc.config, version=svc.keywords.version)
+    return render_template("admin/keywords.html", config=svc.config, version=svc.keywords.version,
+                           identity_words=IDENTITY_WORDS)
 
 
 def _lines(text: str) -> list[str]:

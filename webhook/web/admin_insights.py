@@ -22,7 +22,8 @@ PERIODS = (7, 30, 90)
 # How an opt-out came, in an admin's words (stats' "kind": match kind or source).
 KIND_LABELS = {
     "keyword": "keyword alone (STOP)", "first_word": "keyword first (STOP please)", "phrase": "phrase (please stop)",
-    "emoji": "stop sign emoji", "provider": "Twilio's own opt-out", "carrier": "carrier block (21610)",
+    "emoji": "stop sign emoji", "provider": "Twilio's own opt-out", "carrier": "carrier or WhatsApp block (21610, 131050)",
+    "whatsapp_settings": "WhatsApp settings (Offers and announcements)",
     "admin": "admin", "import": "imported list", "one_click": "e-mail one-click", "page": "e-mail page",
     "inbound_mail": "e-mail reply",
     "typo": "mistyped keyword (Sotp)", "stretched": "stretched keyword (Stooop)", "wrong_number": "wrong number",

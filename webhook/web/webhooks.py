@@ -15,7 +15,6 @@ from webhook.web import services
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger("unsub.webhooks")
-CARRIER_BLOCK_CODES = frozenset({"21610"})
 MAX_QUEUED_SECONDS = 10.0  # leaves time to answer inside Twilio's 15 s
 MAX_FIELDS = 200  # Twilio sends about 20; MMS adds two per media item (at most 10)
 
@@ -135,21 +134,9 @@ def status() -> Response:
     svc = services()
     form = _require_twilio_signature(svc)
     try:
-        callback = twilio.parse_status(form)
+        report = twilio.parse_status(form)
     except twilio.MalformedRequest as error:
         abort(400, description=f"malformed Twilio status callback: {error}")
-    if callback.error_code in CARRIER_BLOCK_CODES and not callback.is_whatsapp:
-        recorded = consent.record_carrier_opt_out(
-            svc.config,
-            svc.store,
-            address=callback.recipient,
-            message_id=callback.message_id,
-            sender=callback.sender,
-            messaging_service_sid=callback.messaging_service_sid,
-            error_code=callback.error_code or "21610",
-        )
-        log.info("carrier opt-out of %s from status callback %s (%s)", mask(callback.recipient), callback.message_id,
-                 "recorded" if recorded.created else "duplicate")
     campaign = request.args.get("campaign")
     if campaign is not None:
         # StatusCallback=https://.../webhooks/twilio/status?campaign=spring-sale: a campaign message.
@@ -157,11 +144,8 @@ def status() -> Response:
             consent.check_campaign_id(campaign)
         except ValueError as error:
             abort(400, description=f"StatusCallback URL: {error}")
-        message = consent.campaign_message_from_status(
-            svc.config, campaign, message_id=callback.message_id, status=callback.status, recipient=callback.recipient,
-            sender=callback.sender, messaging_service_sid=callback.messaging_service_sid, whatsapp=callback.is_whatsapp,
-        )
-        # A late callback for a message sent before an erasure must not bring the address back.
-        if message is not None and not consent.erased(svc.store, message.channel, message.address, svc.address_hash):
-            svc.store.record_campaign_messages([message])
+    outcome = consent.handle_status(report, svc.config, svc.store, svc.address_hash, campaign)
+    if outcome.recorded is not None:
+        log.info("carrier opt-out of %s from status callback %s (%s)", mask(report.recipient), report.message_id,
+                 "recorded" if outcome.recorded.created else "duplicate")
     return Response(status=204)
