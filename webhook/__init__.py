@@ -8,15 +8,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable
 
-from flask import Flask, Request
+from flask import Flask, Request, has_request_context, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 from webhook.configuration import KeywordConfigs
 from webhook.consent import AddressHash, address_hasher
 from webhook.database_check import check_reachable
-from webhook.keywords import KeywordConfig, KeywordConfigError, load_file
+from webhook.forwarding import forward_policy_problems
+from webhook.keywords import ConfigProblem, KeywordConfig, KeywordConfigError, load_file
 from webhook.matching import load_word_lists
 from webhook.providers.twilio import SignatureChecker
 from webhook.settings import Settings, SettingsError, from_env
@@ -66,6 +68,20 @@ def load_keywords(settings: Settings) -> KeywordConfig:
         ) from None
 
 
+def _policy(settings: Settings) -> Callable[[KeywordConfig], list[ConfigProblem]]:
+    """The keyword rules that need this service's settings: forward URLs are https unless
+    WEBHOOK_ALLOW_HTTP=1, and never this service's own /webhooks/twilio (checked against
+    PUBLIC_BASE_URL and, on a save through the API or pages, the host it came to)."""
+
+    def check(config: KeywordConfig) -> list[ConfigProblem]:
+        bases = [settings.public_base_url or ""]
+        if has_request_context():
+            bases.append(request.host_url)
+        return forward_policy_problems(config, settings.allow_http_webhooks, bases)
+
+    return check
+
+
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> Flask:
     """Build the WSGI app: settings -> store (migrated) -> keyword config -> blueprints.
 
@@ -94,6 +110,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             "hashed with; set ERASURE_KEY to the SECRET_KEY in force when they were erased"
         )
 
+    keywords.policy = _policy(settings)
+    problems = keywords.policy(keywords.loaded)
+    if problems:
+        raise SettingsError(f"the keyword configuration cannot run here: {problems[0].path}: {problems[0].message}")
     # The typo path's word lists (about 0.7 s to read): before the workers fork, not on a webhook.
     load_word_lists([channel.index for channel in keywords.loaded.channels.values()])
 

@@ -292,7 +292,7 @@ def worker(once: bool, lease: int) -> None:
         _fail(str(error))
     runner = Worker(store, schedule=settings.retry_schedule, lease=timedelta(seconds=lease),
                     attribution_window=timedelta(hours=settings.attribution_window_hours),
-                    whatsapp_token=settings.whatsapp_access_token)
+                    whatsapp_token=settings.whatsapp_access_token, twilio_token=settings.twilio_auth_token)
     runner.install_signal_handlers()
     click.echo(f"unsub worker {runner.name}: database {database_location(settings.database_url)}", err=True)
     made = runner.run(once=once)

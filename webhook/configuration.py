@@ -14,10 +14,10 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from webhook.domain import KeywordVersion, NewKeywordVersion
-from webhook.keywords import KeywordConfig, config_version, parse_document, parse_yaml, to_yaml
+from webhook.keywords import ConfigProblem, KeywordConfig, KeywordConfigError, config_version, parse_document, parse_yaml, to_yaml
 from webhook.store import Store, StoreUnavailable
 
 RELOAD_SECONDS = 1.0
@@ -41,6 +41,9 @@ class KeywordConfigs:
         self._state = (version, config or config_of(version))  # swapped as one value
         self._lock = threading.Lock()
         self._poller_pid: int | None = None
+        # Rules that need the service's settings (forward URLs: https only, no loop), checked
+        # on every save besides the document's own validation; create_app sets it.
+        self.policy: Callable[[KeywordConfig], list[ConfigProblem]] | None = None
 
     @classmethod
     def start(cls, store: Store, path: Path, config: KeywordConfig) -> "KeywordConfigs":
@@ -119,6 +122,9 @@ class KeywordConfigs:
         else:
             config = parse_document(document)
             text = to_yaml(config.document, self.version.yaml)
+        problems = self.policy(config) if self.policy is not None else []
+        if problems:
+            raise KeywordConfigError(problems)
         latest = self.store.latest_keyword_version() or self.version
         content_hash = config_version(config.document)
         if content_hash == latest.content_hash:

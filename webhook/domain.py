@@ -395,3 +395,13 @@ class Backlog:
     pending: int
     oldest_due_seconds: float  # how long the oldest due delivery has waited (0 when none is due)
     failed: int = 0
+
+
+@dataclass(frozen=True)
+class ForwardRecord:
+    """A forwarded message's call to the business's webhook: calling, answered or failed."""
+
+    state: str
+    status_code: int | None = None
+    content_type: str | None = None
+    answer: bytes | None = None

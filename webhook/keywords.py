@@ -99,6 +99,18 @@ class IntentSection(_Model):
     reply: dict[StrictStr, StrictStr] = Field(default_factory=dict, max_length=50)
 
 
+MAX_FORWARD_TIMEOUT = 12  # seconds: the forward and unsub's own work stay inside Twilio's 15 s
+
+
+class ForwardModel(_Model):
+    """Where a channel's inbound messages are forwarded (the business's existing webhook)."""
+
+    url: StrictStr = Field(min_length=1, max_length=2000)
+    # non_consent: only messages unsub does not answer itself; all: every message.
+    messages: Literal["all", "non_consent"] = "non_consent"
+    timeout_seconds: int = Field(default=8, ge=1, le=MAX_FORWARD_TIMEOUT, strict=True)
+
+
 class ChannelModel(_Model):
     type: Literal["sms", "whatsapp", "email"]
     languages: list[StrictStr] = Field(min_length=1, max_length=50)
@@ -106,6 +118,8 @@ class ChannelModel(_Model):
     messaging_services: list[StrictStr] = Field(default_factory=list, max_length=1000)
     # WhatsApp Cloud API: the phone number ids (metadata.phone_number_id) this channel receives from.
     phone_number_ids: list[StrictStr] = Field(default_factory=list, max_length=1000)
+    # Forward inbound Twilio messages to the business's existing webhook, re-signed.
+    forward: ForwardModel | None = None
     opt_out: OptOutSection
     opt_in: IntentSection = Field(default_factory=IntentSection)
     help: IntentSection = Field(default_factory=IntentSection)
@@ -160,6 +174,7 @@ class Channel:
     index: ChannelIndex
     replies: dict[tuple[str, str], str]  # (intent, language) -> rendered reply
     phone_number_ids: frozenset[str] = frozenset()
+    forward: ForwardModel | None = None
 
     def reply(self, intent: str, language: str) -> str | None:
         return self.replies.get((intent, language)) or self.replies.get((intent, self.languages[0]))
@@ -240,6 +255,7 @@ def _compile_channel(name: str, ch: ChannelModel, model: DocumentModel) -> Chann
         index=index,
         replies=replies,
         phone_number_ids=frozenset(ch.phone_number_ids),
+        forward=ch.forward,
     )
 
 
@@ -254,6 +270,23 @@ def _normal_sender(raw: str) -> str | None:
     if not phonenumbers.is_possible_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def forward_url_problems(ch: ChannelModel) -> list[str]:
+    """What is wrong with a channel's forward URL as a document (the https-only rule and the
+    loop check need the service's settings: webhook/forwarding.py)."""
+    from urllib.parse import urlsplit
+
+    assert ch.forward is not None
+    url = ch.forward.url
+    if ch.type == "email":
+        return ["e-mail channels cannot forward messages (only Twilio's SMS and WhatsApp messages are forwarded)"]
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or not url.isprintable() or " " in url:
+        return [f"{url[:100]!r} is not an https:// URL"]
+    if parts.username or parts.password:
+        return ["the forward URL must not carry a user name or password"]
+    return []
 
 
 def _placeholders(template: str) -> list[str] | None:
@@ -297,6 +330,8 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
 
         if ch.type == "email" and (ch.senders or ch.messaging_services):
             add(base, "e-mail channels cannot be bound to sender numbers or Messaging Services")
+        if ch.forward is not None:
+            problems.extend(ConfigProblem(f"{base}.forward.url", message) for message in forward_url_problems(ch))
         if ch.phone_number_ids and ch.type != "whatsapp":
             add(f"{base}.phone_number_ids", "only WhatsApp channels receive from WhatsApp Cloud phone number ids")
         for i, number_id in enumerate(ch.phone_number_ids):

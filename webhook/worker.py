@@ -27,7 +27,7 @@ from typing import Callable
 
 import urllib3
 
-from webhook import outbox
+from webhook import forwarding, outbox
 from webhook.domain import AttemptResult, ClaimedDelivery, utcnow
 from webhook.providers import whatsapp_cloud
 from webhook.store import Store, StoreUnavailable
@@ -80,6 +80,7 @@ class Worker:
         timeout: float = outbox.DELIVERY_TIMEOUT_SECONDS,
         clock: Callable[[], datetime] = utcnow,
         whatsapp_token: str | None = None,
+        twilio_token: str | None = None,
     ) -> None:
         self.store = store
         self.schedule = schedule
@@ -88,6 +89,7 @@ class Worker:
         self.lease = lease
         self.clock = clock
         self.whatsapp_token = whatsapp_token  # replies through the WhatsApp Cloud API
+        self.twilio_token = twilio_token  # re-signs forwards for the business's own webhook
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.stop = threading.Event()
         self.wake = threading.Event()
@@ -230,11 +232,20 @@ class Worker:
         body = delivery.body if delivery.body is not None else self._build_body(delivery)
         if body is None:  # its event is gone (an erasure ran meanwhile): nothing to announce
             return AttemptResult(delivery.id, "failed", started_at, self.name, error="the event no longer exists")
+        payload = body.encode("utf-8")
         if delivery.kind == "whatsapp_reply":
             if not self.whatsapp_token:
                 return self._failed_attempt(delivery, started_at, None, 0, "", "WHATSAPP_ACCESS_TOKEN is not set in the worker",
                                             None, body)
             headers = whatsapp_cloud.reply_headers(self.whatsapp_token)
+        elif delivery.kind == "forward":
+            if not self.twilio_token:
+                return self._failed_attempt(delivery, started_at, None, 0, "", "TWILIO_AUTH_TOKEN is not set in the worker",
+                                            None, body)
+            # Twilio's fields as they arrived, signed afresh for the forward URL at each attempt.
+            form, intent, channel = forwarding.from_outbox(body)
+            request = forwarding.build(self.twilio_token, delivery.target, form, intent, channel)
+            payload, headers = request.body, request.headers
         else:
             headers = outbox.signed_headers(delivery.secret, delivery.webhook_id, body, started_at)
         started = time.perf_counter()
@@ -243,7 +254,7 @@ class Worker:
         retry_header = None
         error = None
         try:
-            response = self.http.request("POST", delivery.target, body=body.encode("utf-8"), headers=headers,
+            response = self.http.request("POST", delivery.target, body=payload, headers=headers,
                                          redirect=False, preload_content=False)
             try:
                 answer = response.read(outbox.EXCERPT_CHARS * 4, decode_content=True) or b""

@@ -117,6 +117,13 @@ class Outcome:
     reply: str | None
     kept: str | None = None  # "feedback" or "review" when an ordinary message was kept
 
+    @property
+    def intent(self) -> str:
+        """opt_out, opt_in, help, review (queued for an admin) or none."""
+        if self.match is not None:
+            return self.match.intent
+        return "review" if self.kept == "review" else "none"
+
 
 def matched_event(
     channel: Channel, address: str, found: Match, source: str, text: str, message_id: str | None, key: str | None,

@@ -18,6 +18,7 @@ from webhook.domain import (
     Erasure,
     EventFilter,
     Feedback,
+    ForwardRecord,
     KeywordVersion,
     NewKeywordVersion,
     RawStats,
@@ -206,6 +207,14 @@ class Store(Protocol):
         """Queue a message the worker sends to a provider's API (a reply, a forward), once per
         ``key``; False when that key was queued already."""
 
+    def begin_forward(self, key: str, channel: str, address: str) -> ForwardRecord | None:
+        """Mark a message as being forwarded now: None when this call is the first (forward it),
+        else what an earlier call of the same message left (Twilio retried it)."""
+
+    def forward_record(self, key: str) -> ForwardRecord | None: ...
+
+    def finish_forward(self, key: str, record: ForwardRecord) -> None: ...
+
     def claim_deliveries(self, worker: str, *, per_lane: int, limit: int, lease: timedelta,
                          busy_lanes: list[str]) -> list[ClaimedDelivery]:
         """Claim due deliveries for ``lease``: at most ``per_lane`` of each lane outside
@@ -303,7 +312,8 @@ IDENTITY_TABLES = frozenset({"keyword_versions", "feedback", "review_items", "we
                              "outbox_attempts"})
 # Tables copy-db does not copy row by row: the log is copied as events (statuses are
 # rebuilt from them), and the rest is bookkeeping of the database itself.
-NOT_COPIED = frozenset({"consent_events", "subscriptions", "schema_migrations", "erasure_in_progress"})
+# forwards: endpoints' answers kept two days for Twilio's retries of a message, not state to move.
+NOT_COPIED = frozenset({"consent_events", "subscriptions", "schema_migrations", "erasure_in_progress", "forwards"})
 # Opt-outs that a campaign message may have caused (an imported list did not).
 ATTRIBUTED_SOURCES_EXCLUDED = ("import",)
 STATS_FEEDBACK_LIMIT = 200

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from webhook import outbox
-from webhook.domain import Attempt, AttemptResult, Backlog, ClaimedDelivery, Delivery, Endpoint
+from webhook.domain import Attempt, AttemptResult, Backlog, ClaimedDelivery, Delivery, Endpoint, ForwardRecord
 from webhook.store import StoreUnavailable
 from webhook.store.outbox_rows import claimed
 from webhook.store.outbox_rows import per_lane as _per_lane
@@ -33,6 +33,7 @@ DELIVERY_COLUMNS = (
     "o.finished_at, o.last_status, o.last_error, o.body"
 )
 MAX_ID = 2**63
+FORWARD_RETENTION = timedelta(days=2)  # Twilio retries a message within minutes
 
 
 def _utc(moment: datetime) -> datetime:
@@ -48,6 +49,7 @@ def queue_erased_deliveries(conn: psycopg.Connection[Any], address: str, channel
     ``contact.erased`` per enabled endpoint is queued, its body blanked once it is done.
     Returns how many deliveries were deleted."""
     deleted = conn.execute("DELETE FROM outbox WHERE address = %s", (address,)).rowcount
+    conn.execute("DELETE FROM forwards WHERE address = %s", (address,))
     body = outbox.erased_body(address, channels, now)
     queued = conn.execute(
         "INSERT INTO outbox (lane, endpoint_id, webhook_id, event_type, body, blank_when_done) "
@@ -130,6 +132,35 @@ class PostgresOutbox:
                 if added:
                     conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         return added
+
+    def begin_forward(self, key: str, channel: str, address: str) -> ForwardRecord | None:
+        """Mark a message as being forwarded now: None when this call is the first (forward
+        it), else what an earlier call of the same message left (Twilio retried it)."""
+        with self._connection("begin a forward") as conn:
+            with conn.transaction():
+                conn.execute("DELETE FROM forwards WHERE created_at < now() - %s", (FORWARD_RETENTION,))
+                added = conn.execute(
+                    "INSERT INTO forwards (dedupe_key, channel, address, state) VALUES (%s, %s, %s, 'calling') "
+                    "ON CONFLICT (dedupe_key) DO NOTHING",
+                    (_clean(key), _clean(channel), _clean(address)),
+                ).rowcount
+                if added:
+                    return None
+                row = conn.execute("SELECT state, status_code, content_type, answer FROM forwards WHERE dedupe_key = %s",
+                                   (_clean(key),)).fetchone()
+        return _forward(row) if row else None
+
+    def forward_record(self, key: str) -> ForwardRecord | None:
+        with self._connection("read a forward") as conn:
+            row = conn.execute("SELECT state, status_code, content_type, answer FROM forwards WHERE dedupe_key = %s",
+                               (_clean(key),)).fetchone()
+        return _forward(row) if row else None
+
+    def finish_forward(self, key: str, record: ForwardRecord) -> None:
+        with self._connection("record a forward's answer") as conn:
+            conn.execute("UPDATE forwards SET state = %s, status_code = %s, content_type = %s, answer = %s "
+                         "WHERE dedupe_key = %s",
+                         (record.state, record.status_code, _clean(record.content_type), record.answer, _clean(key)))
 
     def claim_deliveries(self, worker: str, *, per_lane: int, limit: int, lease: timedelta,
                          busy_lanes: list[str]) -> list[ClaimedDelivery]:
@@ -296,6 +327,11 @@ def _finish(conn: psycopg.Connection[Any], result: AttemptResult) -> None:
             "WHERE id = (SELECT endpoint_id FROM outbox WHERE id = %s)",
             (f"answered 410 Gone at {result.attempted_at.isoformat(timespec='seconds')}", result.delivery_id),
         )
+
+
+def _forward(row: Any) -> ForwardRecord:
+    return ForwardRecord(row["state"], row["status_code"], row["content_type"],
+                         bytes(row["answer"]) if row["answer"] is not None else None)
 
 
 def _endpoint(row: Any) -> Endpoint:

@@ -21,13 +21,15 @@ from webhook.domain import (
     ClaimedDelivery,
     Delivery,
     Endpoint,
+    ForwardRecord,
     utcnow,
 )
 from webhook.store.outbox_rows import claimed
 from webhook.store.outbox_rows import per_lane as _per_lane
 from webhook.store.sqlite_times import from_text, to_text
 
-CANDIDATES = 2000  # due deliveries looked at per claim (a claim takes at most per_lane of each lane)
+CANDIDATES = 2000
+FORWARD_RETENTION = timedelta(days=2)  # Twilio retries a message within minutes  # due deliveries looked at per claim (a claim takes at most per_lane of each lane)
 CHANGE_POLL_SECONDS = 0.05
 CLAIMED_COLUMNS = (
     "o.id, o.lane, o.kind, o.webhook_id, o.event_type, o.attempts, coalesce(o.target, e.url) AS target, e.secret, "
@@ -56,6 +58,7 @@ def queue_erased_deliveries(conn: sqlite3.Connection, address: str, channels: li
     ``contact.erased`` per enabled endpoint is queued, its body blanked once it is done.
     Returns how many deliveries were deleted."""
     deleted = conn.execute("DELETE FROM outbox WHERE address = ?", (address,)).rowcount
+    conn.execute("DELETE FROM forwards WHERE address = ?", (address,))
     endpoints = [row[0] for row in conn.execute("SELECT id FROM webhook_endpoints WHERE enabled = 1")]
     body = outbox.erased_body(address, channels, now)
     for endpoint_id in endpoints:
@@ -136,6 +139,32 @@ class SQLiteOutbox:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (webhook_id) DO NOTHING",
                 (lane, kind, key, address, target, body, now, now),
             ).rowcount == 1
+
+    def begin_forward(self, key: str, channel: str, address: str) -> ForwardRecord | None:
+        """Mark a message as being forwarded now: None when this call is the first (forward
+        it), else what an earlier call of the same message left (Twilio retried it)."""
+        now = utcnow()
+        with self._write("begin a forward") as conn:
+            conn.execute("DELETE FROM forwards WHERE created_at < ?", (to_text(now - FORWARD_RETENTION),))
+            added = conn.execute(
+                "INSERT INTO forwards (dedupe_key, channel, address, state, created_at) VALUES (?, ?, ?, 'calling', ?) "
+                "ON CONFLICT (dedupe_key) DO NOTHING",
+                (key, channel, address, to_text(now)),
+            ).rowcount
+            if added:
+                return None
+            row = conn.execute("SELECT state, status_code, content_type, answer FROM forwards WHERE dedupe_key = ?",
+                               (key,)).fetchone()
+        return ForwardRecord(row[0], row[1], row[2], row[3]) if row else None
+
+    def forward_record(self, key: str) -> ForwardRecord | None:
+        rows = self._query("SELECT state, status_code, content_type, answer FROM forwards WHERE dedupe_key = ?", (key,))
+        return ForwardRecord(rows[0]["state"], rows[0]["status_code"], rows[0]["content_type"], rows[0]["answer"]) if rows else None
+
+    def finish_forward(self, key: str, record: ForwardRecord) -> None:
+        with self._write("record a forward's answer") as conn:
+            conn.execute("UPDATE forwards SET state = ?, status_code = ?, content_type = ?, answer = ? WHERE dedupe_key = ?",
+                         (record.state, record.status_code, record.content_type, record.answer, key))
 
     def claim_deliveries(self, worker: str, *, per_lane: int, limit: int, lease: timedelta,
                          busy_lanes: list[str]) -> list[ClaimedDelivery]:

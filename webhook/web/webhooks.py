@@ -9,9 +9,9 @@ import time
 
 from flask import Blueprint, Response, abort, request
 
-from webhook import Services, consent
+from webhook import Services, consent, forwarding
 from webhook.providers import twilio
-from webhook.web import services
+from webhook.web import forward_client, services
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger("unsub.webhooks")
@@ -110,6 +110,10 @@ def _shed_if_too_late() -> None:
 
 @bp.post("/webhooks/twilio")
 def inbound() -> Response:
+    if forwarding.INTENT_HEADER in request.headers:
+        # Only unsub's own forwards carry it: a forward URL that leads back here would loop.
+        abort(Response("loop detected: this request was forwarded by unsub; nothing was recorded\n", status=508,
+                       mimetype="text/plain"))
     _shed_if_too_late()
     svc = services()
     form = _require_twilio_signature(svc)
@@ -125,6 +129,11 @@ def inbound() -> Response:
             outcome.match.kind, outcome.match.keyword, outcome.match.language,
             "" if outcome.recorded is None or outcome.recorded.created else " [duplicate]",
         )
+    channel = svc.config.channel(outcome.channel)
+    if channel is not None and channel.forward is not None:
+        answered = forward_client.forward(svc, channel, message, list(form.items(multi=True)), outcome)
+        if answered is not None:
+            return answered
     return Response(twilio.twiml(outcome.reply), mimetype="text/xml")
 
 
