@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         settings, store, keywords, SignatureChecker(settings.twilio_auth_token), address_hash
     )
 
-    from webhook.web import admin, admin_insights, api, api_data, api_webhooks, email, errors, health, webhooks  # noqa: F401
+    from webhook.web import admin, admin_insights, admin_webhooks, api, api_data, api_webhooks, email, errors, health, webhooks  # noqa: F401
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(email.bp)
