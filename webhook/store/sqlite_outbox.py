@@ -114,6 +114,8 @@ class SQLiteOutbox:
         return self.endpoint(endpoint_id)
 
     def queue_ping(self, endpoint_id: int) -> int | None:
+        if not 0 < endpoint_id < 2**63:  # beyond SQLite's integers: no such endpoint, not an OverflowError
+            return None
         now = utcnow()
         with self._write("queue a test event") as conn:
             if conn.execute("SELECT 1 FROM webhook_endpoints WHERE id = ?", (endpoint_id,)).fetchone() is None:
@@ -186,6 +188,8 @@ class SQLiteOutbox:
         return Backlog(row["pending"], max(0.0, oldest), failed)
 
     def deliveries(self, endpoint_id: int, limit: int = 50, offset: int = 0) -> list[Delivery]:
+        if not 0 < endpoint_id < 2**63:
+            return []
         rows = self._query(
             f"SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE o.endpoint_id = ? ORDER BY o.id DESC LIMIT ? OFFSET ?",
             (endpoint_id, limit, offset),
