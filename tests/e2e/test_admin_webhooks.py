@@ -75,6 +75,7 @@ def test_the_nav_links_to_the_webhooks_page_which_says_when_there_is_none(signed
     assert b'href="/admin/webhooks">Webhooks</a>' in signed_in.get("/admin/dashboard").data
     page = signed_in.get("/admin/webhooks")
     assert page.status_code == 200 and b"No endpoint yet" in page.data
+    assert b"retried for 3 d 3 h" in page.data  # the default WEBHOOK_RETRY_SCHEDULE, in words
     assert b"https:// only" in page.data.replace(b"<code>", b"").replace(b"</code>", b"")
 
 
@@ -253,3 +254,17 @@ def test_the_deliveries_page_pages_newest_first(signed_in, store):
     assert f'id="delivery-{ids[0]}"'.encode() in second.data and b">Newer</a>" in second.data
     assert b">Older</a>" not in second.data
     assert signed_in.get(f"/admin/webhooks/{made.id}/deliveries?page=9").status_code == 200
+
+
+def test_deliveries_due_for_long_ask_whether_the_worker_runs(signed_in, store, monkeypatch):
+    from webhook.domain import Backlog
+
+    made = store.create_endpoint(CRM, "CRM", "whsec_" + "A" * 44)
+    store.queue_ping(made.id)
+    assert b"1 delivery waiting to be sent" in signed_in.get("/admin/webhooks").data
+    monkeypatch.setattr(type(store), "outbox_backlog", lambda self: Backlog(3, 600.0, 1))
+    page = signed_in.get("/admin/webhooks")
+    assert b"3 deliveries waiting to be sent; the oldest has been due for 10 min." in page.data
+    assert b"is the worker" in page.data and b"1 failed" in page.data and b"disabled endpoint" not in page.data
+    store.set_endpoint_enabled(made.id, False, "by an admin")
+    assert b"Deliveries to a disabled endpoint" in signed_in.get("/admin/webhooks").data
