@@ -138,6 +138,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     from webhook.web import (  # noqa: F401 (add routes)
         admin,
         admin_insights,
+        admin_webhooks,
         api,
         api_data,
         api_webhooks,

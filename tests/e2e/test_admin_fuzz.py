@@ -12,9 +12,12 @@ from hypothesis import strategies as st
 from tests.conftest import ADMIN_TOKEN, csrf
 
 PAGES = ["/admin/dashboard", "/admin/review", "/admin/keywords", "/admin/keywords/versions", "/admin/contacts",
-         "/admin/events", "/admin/events.csv", "/admin/contacts/export", "/admin/keywords/sms/en", "/admin/login"]
+         "/admin/events", "/admin/events.csv", "/admin/contacts/export", "/admin/keywords/sms/en", "/admin/login",
+         # the Webhooks pages, endpoint 1 made by the an_endpoint fixture (and one that is not there)
+         "/admin/webhooks", "/admin/webhooks/1/deliveries", "/admin/webhooks/1/delete", "/admin/webhooks/2/deliveries",
+         "/admin/webhooks/99999999999999999999999/deliveries"]
 NAMES = st.sampled_from(["page", "to", "from", "channel", "action", "source", "q", "days", "status", "next", "format",
-                         "address", "lang", "x"])
+                         "address", "lang", "x", "url", "enabled"])
 VALUES = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["9999-12-31", "0001-01-01", "2026-02-30", "99999999999999999999999", "-1", "0", "1e9", "²", "١٢",
@@ -28,10 +31,27 @@ VALUES = st.one_of(
     ("/admin/events?page=%C2%B2", b"page must be a whole number"),
     ("/admin/events?to=9999-12-31", b"to must be a date between 1970 and 9000"),
     ("/admin/events?from=yesterday", b"from must be a date like 2026-11-26"),
+    ("/admin/webhooks/1/deliveries?page=99999999999999999999999", b"page must be a whole number"),
+    ("/admin/webhooks/1/deliveries?page=-1", b"page must be a whole number"),
 ])
-def test_out_of_range_query_values_are_400_with_a_message(signed_in, path, needle):
+def test_out_of_range_query_values_are_400_with_a_message(signed_in, an_endpoint, path, needle):
     response = signed_in.get(path)
     assert response.status_code == 400 and needle in response.data
+
+
+@pytest.mark.parametrize("path", ["/admin/webhooks/99999999999999999999999/deliveries", "/admin/webhooks/2/delete",
+                                  "/admin/webhooks/0/deliveries"])
+def test_an_endpoint_id_out_of_range_is_404_with_a_message(signed_in, an_endpoint, path):
+    response = signed_in.get(path)
+    assert response.status_code == 404 and b"no webhook endpoint" in response.data
+
+
+@pytest.fixture
+def an_endpoint(store) -> int:
+    """Endpoint 1, with a test event waiting, so the deliveries page has something to show."""
+    made = store.create_endpoint("https://crm.example.com/hooks", "CRM", "whsec_" + "A" * 44)
+    store.queue_ping(made.id)
+    return made.id
 
 
 def test_a_page_past_the_end_is_an_empty_page(signed_in):
@@ -88,6 +108,21 @@ SLOW = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 
 @SLOW
 @given(path=st.sampled_from(PAGES), query=st.dictionaries(NAMES, VALUES, max_size=4))
-def test_admin_pages_never_answer_500_to_any_query_string(signed_in, path, query):
+def test_admin_pages_never_answer_500_to_any_query_string(signed_in, an_endpoint, path, query):
     response = signed_in.get(path, query_string=query)
     assert response.status_code < 500, (path, query, response.data[:300])
+
+
+URLS = st.one_of(st.text(max_size=60), st.builds(lambda rest: "https://" + rest, st.text(max_size=60)),
+                 st.sampled_from(["https://crm.example.com/h?x=1#y", "https://[::1]:8443/h", "https://xn--bcher-kva.example/",
+                                  "https://a.example/\r\nx", "https://a.example/\x00", "https://:0/", "https://a:b@c/"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(url=URLS, description=st.text(max_size=220))
+def test_the_add_endpoint_form_never_answers_500(signed_in, url, description):
+    token = csrf(signed_in.get("/admin/webhooks").data)
+    response = signed_in.post("/admin/webhooks", data={"url": url, "description": description, "csrf_token": token})
+    assert response.status_code in (201, 422), (url, description, response.data[:300])
+    if response.status_code == 422:
+        assert b"Not added:" in response.data

@@ -195,3 +195,14 @@ def test_event_facts_attribute_the_campaign(store):
     assert (facts.address, facts.campaign, facts.keyword, facts.status) == (ALICE, "spring", "STOP", "unsubscribed")
     assert store.event_facts(recorded.event_id, timedelta(minutes=30)).campaign is None
     assert store.event_facts(10**9, timedelta(hours=1)) is None
+
+
+def test_a_disabled_endpoints_waiting_deliveries_are_not_overdue(store):
+    endpoint = store.create_endpoint("https://a.example.com/h", "", "s")
+    stop(store)
+    store.set_endpoint_enabled(endpoint.id, False, "paused")
+    import time
+
+    time.sleep(0.05)
+    backlog = store.outbox_backlog()
+    assert backlog.pending == 1 and backlog.oldest_due_seconds == 0  # waiting by design, no worker missing

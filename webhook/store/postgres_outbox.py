@@ -219,11 +219,13 @@ class PostgresOutbox:
     def outbox_backlog(self) -> Backlog:
         with self._connection("read the outbox") as conn:
             row = conn.execute(
-                "SELECT count(*) FILTER (WHERE state = 'pending') AS pending, "
-                "count(*) FILTER (WHERE state = 'failed') AS failed, "
-                "coalesce(extract(epoch FROM now() - min(next_attempt_at) FILTER "
-                "(WHERE state = 'pending' AND next_attempt_at <= now())), 0) AS oldest FROM outbox "
-                "WHERE state IN ('pending', 'failed')"
+                # Due = a worker should be sending it: a disabled endpoint's deliveries wait by design.
+                "SELECT count(*) FILTER (WHERE o.state = 'pending') AS pending, "
+                "count(*) FILTER (WHERE o.state = 'failed') AS failed, "
+                "coalesce(extract(epoch FROM now() - min(o.next_attempt_at) FILTER "
+                "(WHERE o.state = 'pending' AND o.next_attempt_at <= now() AND (o.endpoint_id IS NULL OR e.enabled))), 0) "
+                "AS oldest FROM outbox o LEFT JOIN webhook_endpoints e ON e.id = o.endpoint_id "
+                "WHERE o.state IN ('pending', 'failed')"
             ).fetchone()
         assert row is not None
         return Backlog(int(row["pending"]), max(0.0, float(row["oldest"])), int(row["failed"]))

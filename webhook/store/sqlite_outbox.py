@@ -117,6 +117,8 @@ class SQLiteOutbox:
         return self.endpoint(endpoint_id)
 
     def queue_ping(self, endpoint_id: int) -> int | None:
+        if not 0 < endpoint_id < 2**63:  # beyond SQLite's integers: no such endpoint, not an OverflowError
+            return None
         now = utcnow()
         with self._write("queue a test event") as conn:
             if conn.execute("SELECT 1 FROM webhook_endpoints WHERE id = ?", (endpoint_id,)).fetchone() is None:
@@ -218,14 +220,18 @@ class SQLiteOutbox:
 
     def outbox_backlog(self) -> Backlog:
         row = self._query(
-            "SELECT count(*) AS pending, min(CASE WHEN next_attempt_at <= ? THEN next_attempt_at END) AS oldest "
-            "FROM outbox WHERE state = 'pending'", (to_text(utcnow()),),
+            # Due = a worker should be sending it: a disabled endpoint's deliveries wait by design.
+            "SELECT count(*) AS pending, min(CASE WHEN o.next_attempt_at <= ? AND (o.endpoint_id IS NULL OR e.enabled = 1) "
+            "THEN o.next_attempt_at END) AS oldest FROM outbox o LEFT JOIN webhook_endpoints e ON e.id = o.endpoint_id "
+            "WHERE o.state = 'pending'", (to_text(utcnow()),),
         )[0]
         failed = self._query("SELECT count(*) AS n FROM outbox WHERE state = 'failed'")[0]["n"]
         oldest = (utcnow() - from_text(row["oldest"])).total_seconds() if row["oldest"] else 0.0
         return Backlog(row["pending"], max(0.0, oldest), failed)
 
     def deliveries(self, endpoint_id: int, limit: int = 50, offset: int = 0) -> list[Delivery]:
+        if not 0 < endpoint_id < 2**63:
+            return []
         rows = self._query(
             f"SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE o.endpoint_id = ? ORDER BY o.id DESC LIMIT ? OFFSET ?",
             (endpoint_id, limit, offset),
