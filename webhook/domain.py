@@ -395,6 +395,7 @@ class Backlog:
     pending: int
     oldest_due_seconds: float  # how long the oldest due delivery has waited (0 when none is due)
     failed: int = 0
+    forwards_waiting: int = 0  # forwards to a business's webhook that failed and wait to be retried
 
 
 @dataclass(frozen=True)

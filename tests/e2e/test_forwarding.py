@@ -172,3 +172,20 @@ def test_forward_urls_are_https_only_unless_allowed(database_url, tmp_path):
         assert {e["path"] for e in bad.json()["errors"]} == {"channels.sms.forward.messages", "channels.sms.forward.timeout_seconds"}
     finally:
         server.stop()
+
+
+def test_the_dashboard_shows_forwards_waiting_in_the_outbox(web):
+    endpoint = Endpoint(failures=100)
+    try:
+        assert set_forward(web, "sms", {"url": endpoint.url, "timeout_seconds": 2}).status_code == 200
+        send(web, "hello?")  # fails: queued for the worker, which is not running
+        session = requests.Session()
+        page = session.get(f"{web.base}/admin/login", timeout=10).text
+        import re
+
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        session.post(f"{web.base}/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": token}, timeout=10)
+        dashboard = session.get(f"{web.base}/admin/dashboard", timeout=10).text
+        assert "<strong>1</strong> forwards to your webhook waiting to be retried" in dashboard
+    finally:
+        endpoint.close()

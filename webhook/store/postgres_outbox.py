@@ -221,6 +221,7 @@ class PostgresOutbox:
             row = conn.execute(
                 # Due = a worker should be sending it: a disabled endpoint's deliveries wait by design.
                 "SELECT count(*) FILTER (WHERE o.state = 'pending') AS pending, "
+                "count(*) FILTER (WHERE o.state = 'pending' AND o.kind = 'forward') AS forwards, "
                 "count(*) FILTER (WHERE o.state = 'failed') AS failed, "
                 "coalesce(extract(epoch FROM now() - min(o.next_attempt_at) FILTER "
                 "(WHERE o.state = 'pending' AND o.next_attempt_at <= now() AND (o.endpoint_id IS NULL OR e.enabled))), 0) "
@@ -228,7 +229,7 @@ class PostgresOutbox:
                 "WHERE o.state IN ('pending', 'failed')"
             ).fetchone()
         assert row is not None
-        return Backlog(int(row["pending"]), max(0.0, float(row["oldest"])), int(row["failed"]))
+        return Backlog(int(row["pending"]), max(0.0, float(row["oldest"])), int(row["failed"]), int(row["forwards"]))
 
     def deliveries(self, endpoint_id: int, limit: int = 50, offset: int = 0) -> list[Delivery]:
         if not 0 < endpoint_id < MAX_ID:

@@ -226,8 +226,9 @@ class SQLiteOutbox:
             "WHERE o.state = 'pending'", (to_text(utcnow()),),
         )[0]
         failed = self._query("SELECT count(*) AS n FROM outbox WHERE state = 'failed'")[0]["n"]
+        forwards = self._query("SELECT count(*) AS n FROM outbox WHERE kind = 'forward' AND state = 'pending'")[0]["n"]
         oldest = (utcnow() - from_text(row["oldest"])).total_seconds() if row["oldest"] else 0.0
-        return Backlog(row["pending"], max(0.0, oldest), failed)
+        return Backlog(row["pending"], max(0.0, oldest), failed, forwards)
 
     def deliveries(self, endpoint_id: int, limit: int = 50, offset: int = 0) -> list[Delivery]:
         if not 0 < endpoint_id < 2**63:

@@ -77,7 +77,7 @@ def dashboard():
     report = stats_report(since, until, channel)
     return render_template(
         "admin/dashboard.html", report=report, charts=_charts(report, since.date(), until.date()), days=days,
-        labels=LABELS,
+        labels=LABELS, backlog=svc.store.outbox_backlog(),
         periods=PERIODS, channel=channel, channels=sorted(svc.config.channels),
     )
 
