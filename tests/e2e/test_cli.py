@@ -222,15 +222,19 @@ def test_copy_db_moves_every_event_and_refuses_a_full_target(runner, tmp_path, d
 
     source.add_keyword_version(NewKeywordVersion("h1", "{}", "brand: A\n", "file", "deploy"))
     edited = source.add_keyword_version(NewKeywordVersion("h2", "{}", "brand: B\n", "admin", "ana", "B is better"))
+    # A webhook endpoint (with its secret) and a delivery still pending: a move loses no announcement.
+    hook = source.create_endpoint("https://crm.example.com/hooks", "CRM", "whsec_copied")
+    pending = source.record(ConsentEvent(channel="sms", address="+14155550777", action="opt_out", source="keyword",
+                                         occurred_at=start + timedelta(days=1)))
     source.close()
 
     result = runner.invoke(main, ["copy-db", source_url, database_url, "--batch", "60"])
     assert result.exit_code == 0, result.output
-    assert "copied 251 of 251 consent events" in result.output
+    assert "copied 252 of 252 consent events" in result.output
     assert "2 keyword versions, 1 erased addresses, 1 campaign messages, 1 feedback, 1 review items" in result.output
     target = open_store(database_url)
     try:
-        assert target.event_count() == 251
+        assert target.event_count() == 252
         assert target.subscription("sms", "+14155550000").status == "subscribed"  # its latest event was an opt-in
         assert target.subscription("sms", "+14155550099").status == "unsubscribed"
         assert target.history("email", "bob@example.com")[0].reason == "phone"
@@ -245,10 +249,16 @@ def test_copy_db_moves_every_event_and_refuses_a_full_target(runner, tmp_path, d
         assert (latest.number, latest.yaml, latest.author, latest.note) == (edited.number, "brand: B\n", "ana", "B is better")
         assert [v.source for v in target.keyword_versions()] == ["admin", "file"]
         assert target.add_keyword_version(NewKeywordVersion("h3", "{}", "brand: C\n", "api", None)).number == 3
+        moved = target.endpoint(hook.id)
+        assert (moved.url, moved.secret, moved.enabled) == ("https://crm.example.com/hooks", "whsec_copied", True)
+        claimed = target.claim_deliveries("w", per_lane=10, limit=10, lease=timedelta(seconds=30), busy_lanes=[])
+        assert [(c.event_id, c.address, c.secret) for c in claimed] == [(pending.event_id, "+14155550777", "whsec_copied")]
+        facts = target.event_facts(pending.event_id, timedelta(hours=72))
+        assert facts is not None and facts.address == "+14155550777"  # the copied event keeps its id
     finally:
         target.close()
     again = runner.invoke(main, ["copy-db", source_url, database_url])
-    assert again.exit_code == 1 and "already holds 251 consent events" in again.output
+    assert again.exit_code == 1 and "already holds 252 consent events" in again.output
 
 
 def test_copy_db_refuses_a_target_a_service_has_started_on(runner, tmp_path, database_url):

@@ -256,3 +256,22 @@ def test_two_workers_on_postgresql_never_deliver_one_attempt_twice_at_once(web, 
         assert {x.json["data"]["address"] for x in got} == set(numbers)
     finally:
         receiver.close()
+
+
+def test_worker_once_drains_what_is_due_and_exits(web, database_url, tmp_path):
+    import subprocess
+
+    from tests.e2e.servers import BIN, server_env
+
+    receiver = Receiver()
+    try:
+        endpoint(web, receiver.url)
+        web.send("STOP", ALICE)
+        web.send("STOP", BOB)
+        done = subprocess.run([str(BIN / "unsub"), "worker", "--once"], cwd=tmp_path, env=server_env(database_url, **ENV),
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "2 delivery attempts" in done.stderr
+        assert sorted(r.json["data"]["address"] for r in receiver.received) == [ALICE, BOB]
+    finally:
+        receiver.close()
