@@ -19,19 +19,12 @@ from psycopg.rows import dict_row
 from webhook import outbox
 from webhook.domain import Attempt, AttemptResult, Backlog, ClaimedDelivery, Delivery, Endpoint, ForwardRecord
 from webhook.store import StoreUnavailable
-from webhook.store.outbox_rows import claimed
+from webhook.store.outbox_rows import ATTEMPT_COLUMNS, CLAIMED_COLUMNS, DELIVERY_COLUMNS, attempt, claimed, delivery
+from webhook.store.outbox_rows import endpoint as endpoint_value
 from webhook.store.outbox_rows import per_lane as _per_lane
 
 CANDIDATES = 2000
 CHANNEL = "unsub_outbox"
-CLAIMED_COLUMNS = (
-    "o.id, o.lane, o.kind, o.webhook_id, o.event_type, o.attempts, coalesce(o.target, e.url) AS target, e.secret, "
-    "o.body, o.endpoint_id, o.event_id, o.address, o.status_after, o.previous_status"
-)
-DELIVERY_COLUMNS = (
-    "o.id, o.endpoint_id, o.webhook_id, o.event_type, o.state, o.attempts, o.next_attempt_at, o.created_at, "
-    "o.finished_at, o.last_status, o.last_error, o.body"
-)
 MAX_ID = 2**63
 FORWARD_RETENTION = timedelta(days=2)  # Twilio retries a message within minutes
 
@@ -338,24 +331,13 @@ def _forward(row: Any) -> ForwardRecord:
 
 
 def _endpoint(row: Any) -> Endpoint:
-    return Endpoint(id=row["id"], url=row["url"], description=row["description"], enabled=row["enabled"],
-                    created_at=_utc(row["created_at"]), secret=row["secret"], disabled_reason=row["disabled_reason"])
+    return endpoint_value(row, _utc)
 
 
 def _with_attempts(conn: psycopg.Connection[Any], rows: list[Any]) -> list[Delivery]:
     logs: dict[int, list[Attempt]] = {row["id"]: [] for row in rows}
     if logs:
-        for attempt in conn.execute(
-            "SELECT outbox_id, attempted_at, status_code, duration_ms, response_excerpt, error FROM outbox_attempts "
-            "WHERE outbox_id = ANY(%s) ORDER BY id", (list(logs),),
-        ).fetchall():
-            logs[attempt["outbox_id"]].append(Attempt(_utc(attempt["attempted_at"]), attempt["status_code"],
-                                                      attempt["duration_ms"], attempt["response_excerpt"] or "",
-                                                      attempt["error"]))
-    return [Delivery(
-        id=row["id"], endpoint_id=row["endpoint_id"], webhook_id=row["webhook_id"], event_type=row["event_type"],
-        state=row["state"], attempts=row["attempts"],
-        next_attempt_at=_utc(row["next_attempt_at"]) if row["state"] == "pending" else None,
-        created_at=_utc(row["created_at"]), finished_at=_utc(row["finished_at"]) if row["finished_at"] else None,
-        last_status=row["last_status"], last_error=row["last_error"], body=row["body"], log=logs[row["id"]],
-    ) for row in rows]
+        for row in conn.execute(f"SELECT {ATTEMPT_COLUMNS} FROM outbox_attempts WHERE outbox_id = ANY(%s) ORDER BY id",
+                                (list(logs),)).fetchall():
+            logs[row["outbox_id"]].append(attempt(row, _utc))
+    return [delivery(row, logs[row["id"]], _utc) for row in rows]

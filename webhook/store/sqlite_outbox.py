@@ -24,21 +24,14 @@ from webhook.domain import (
     ForwardRecord,
     utcnow,
 )
-from webhook.store.outbox_rows import claimed
+from webhook.store.outbox_rows import ATTEMPT_COLUMNS, CLAIMED_COLUMNS, DELIVERY_COLUMNS, attempt, claimed, delivery
+from webhook.store.outbox_rows import endpoint as endpoint_value
 from webhook.store.outbox_rows import per_lane as _per_lane
 from webhook.store.sqlite_times import from_text, to_text
 
 CANDIDATES = 2000
 FORWARD_RETENTION = timedelta(days=2)  # Twilio retries a message within minutes  # due deliveries looked at per claim (a claim takes at most per_lane of each lane)
 CHANGE_POLL_SECONDS = 0.05
-CLAIMED_COLUMNS = (
-    "o.id, o.lane, o.kind, o.webhook_id, o.event_type, o.attempts, coalesce(o.target, e.url) AS target, e.secret, "
-    "o.body, o.endpoint_id, o.event_id, o.address, o.status_after, o.previous_status"
-)
-DELIVERY_COLUMNS = (
-    "o.id, o.endpoint_id, o.webhook_id, o.event_type, o.state, o.attempts, o.next_attempt_at, o.created_at, "
-    "o.finished_at, o.last_status, o.last_error, o.body"
-)
 
 
 def queue_consent_deliveries(conn: sqlite3.Connection, event_id: int, action: str, address: str, previous: str,
@@ -78,9 +71,7 @@ class SQLiteOutbox:
     path: Any
 
     def _endpoint(self, row: dict) -> Endpoint:
-        return Endpoint(id=row["id"], url=row["url"], description=row["description"], enabled=bool(row["enabled"]),
-                        created_at=from_text(row["created_at"]), secret=row["secret"],
-                        disabled_reason=row["disabled_reason"])
+        return endpoint_value(row, from_text)
 
     def create_endpoint(self, url: str, description: str, secret: str) -> Endpoint:
         with self._write("add a webhook endpoint") as conn:
@@ -249,14 +240,12 @@ class SQLiteOutbox:
     def _with_attempts(self, rows: list[dict]) -> list[Delivery]:
         logs: dict[int, list[Attempt]] = {row["id"]: [] for row in rows}
         if logs:
-            for attempt in self._query(
-                "SELECT outbox_id, attempted_at, status_code, duration_ms, response_excerpt, error FROM outbox_attempts "
-                "WHERE outbox_id IN (SELECT value FROM json_each(?)) ORDER BY id", (json.dumps(list(logs)),),
+            for row in self._query(
+                f"SELECT {ATTEMPT_COLUMNS} FROM outbox_attempts WHERE outbox_id IN (SELECT value FROM json_each(?)) "
+                "ORDER BY id", (json.dumps(list(logs)),),
             ):
-                logs[attempt["outbox_id"]].append(Attempt(from_text(attempt["attempted_at"]), attempt["status_code"],
-                                                          attempt["duration_ms"], attempt["response_excerpt"] or "",
-                                                          attempt["error"]))
-        return [_delivery(row, logs[row["id"]]) for row in rows]
+                logs[row["outbox_id"]].append(attempt(row, from_text))
+        return [delivery(row, logs[row["id"]], from_text) for row in rows]
 
     def retry_delivery(self, delivery_id: int) -> bool:
         """A failed delivery goes out again now (an admin's replay); its attempts start over."""
@@ -341,14 +330,5 @@ def _finish(conn: sqlite3.Connection, result: AttemptResult) -> None:
         )
 
 
-def _delivery(row: dict, log: list[Attempt]) -> Delivery:
-    return Delivery(
-        id=row["id"], endpoint_id=row["endpoint_id"], webhook_id=row["webhook_id"], event_type=row["event_type"],
-        state=row["state"], attempts=row["attempts"],
-        next_attempt_at=from_text(row["next_attempt_at"]) if row["state"] == "pending" else None,
-        created_at=from_text(row["created_at"]),
-        finished_at=from_text(row["finished_at"]) if row["finished_at"] else None,
-        last_status=row["last_status"], last_error=row["last_error"], body=row["body"], log=log,
-    )
 
 
