@@ -487,5 +487,6 @@ def stats(days: int, channel: str | None) -> None:
     with _database(existing=True) as (store, config):
         if channel:
             _channel(config, channel)
-        report = build_report(store.raw_stats(since, until, window, channel), since, until, window)
+        report = build_report(store.raw_stats(since, until, window, channel), since, until, window,
+                              store.channel_scopes(since, until), channel)
     click.echo(json.dumps(report, indent=2, ensure_ascii=False))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from click.testing import CliRunner
@@ -193,3 +194,20 @@ def test_check_shows_each_channel_scope_and_warns_about_marketing_replies(tmp_pa
     assert "opt-outs stop campaigns and flows" in result.output
     assert "warning: channels.sms.opt_out.reply.en: the opt-out reply in English still says \"marketing\"" in result.stderr
     assert "channels.whatsapp" not in result.stderr
+
+
+def test_the_statistics_list_the_scope_changes_of_the_period(client, admin_headers, cli):
+    stats = client.get("/api/v1/stats", headers=admin_headers).json
+    assert stats["scope_changes"] == []  # version 1 is the baseline, not a change
+    set_scopes(client, admin_headers, sms="automated")
+    set_scopes(client, admin_headers, whatsapp="all")
+    stats = client.get("/api/v1/stats", headers=admin_headers).json
+    changes = [(c["channel"], c["from"], c["to"], c["version"]) for c in stats["scope_changes"]]
+    assert changes == [("sms", "campaign", "automated", 2), ("whatsapp", "campaign", "all", 3)]
+    assert all(c["at"].endswith("Z") for c in stats["scope_changes"])
+    only_sms = client.get("/api/v1/stats?channel=sms", headers=admin_headers).json["scope_changes"]
+    assert [c["version"] for c in only_sms] == [2]
+    # A period that ended before the changes has none; `unsub stats` prints the same list.
+    assert client.get("/api/v1/stats?since=2026-01-01&until=2026-01-31", headers=admin_headers).json["scope_changes"] == []
+    printed = json.loads(cli("stats", "--days", "1").stdout)
+    assert [(c["channel"], c["version"]) for c in printed["scope_changes"]] == [("sms", 2), ("whatsapp", 3)]

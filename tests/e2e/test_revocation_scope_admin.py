@@ -91,3 +91,24 @@ def test_the_admin_page_refuses_a_bad_scope_beside_the_select(signed_in, client,
     assert refused.status_code == 422
     shown = page_form(refused.data)
     assert (shown["revocation_scope"], shown["revocation_scope_was"]) == ("all", "all")
+
+
+def test_the_dashboard_and_events_page_show_when_the_scope_changed(signed_in, client, admin_headers, twilio):
+    twilio.message("STOP", sender=ALICE)
+    assert 'id="scope-changes"' not in signed_in.get("/admin/dashboard").get_data(as_text=True)
+    assert 'id="scope-changes"' not in signed_in.get("/admin/events").get_data(as_text=True)
+    set_scopes(client, admin_headers, sms="automated")
+
+    def changes(path: str) -> str:
+        found = re.search(r'<section aria-labelledby="h-scope-changes" id="scope-changes">(.*?)</section>',
+                          signed_in.get(path).get_data(as_text=True), re.S)
+        return found.group(1) if found else ""
+
+    for path in ("/admin/dashboard", "/admin/events", "/admin/events?channel=sms", "/admin/dashboard?channel=sms"):
+        shown = changes(path)
+        assert "sms: campaigns (<code>campaign</code>)" in shown, path
+        assert "→ campaigns and flows (<code>automated</code>)" in shown and 'href="/admin/keywords/versions/2">version 2<' in shown
+        assert " UTC, sms" in shown
+    assert changes("/admin/events?channel=whatsapp") == ""
+    assert changes("/admin/dashboard?channel=whatsapp") == ""
+    assert changes("/admin/events?to=2026-01-31") == ""  # the filtered dates end before the change

@@ -4,9 +4,12 @@ configuration's `revocation_scope` field, and the warning about replies that say
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from webhook.analytics import build_report, scope_changes
+from webhook.domain import ChannelScope, RawStats
 from webhook.gating import CATEGORIES, REVOCATION_SCOPES, gated_categories, is_gated
 from webhook.keywords import KeywordConfigError, load_file, parse_document, parse_yaml, scope_warnings
 from webhook.settings import PACKAGED_KEYWORDS
@@ -111,3 +114,40 @@ def test_replies_that_say_marketing_are_flagged_only_under_a_wider_scope():
         "{brand}: You are unsubscribed and will receive no more automated texts from us. Reply START to resubscribe.")
     left = {w.path for w in scope_warnings(parse_document(d), "sms")}
     assert "channels.sms.opt_out.reply.en" not in left and "channels.sms.opt_out.reply.fr" in left
+
+
+# -- scope changes in the statistics ---------------------------------------------------
+
+def _versions(*versions: tuple[int, dict[str, str | None]]) -> list[ChannelScope]:
+    start = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    return [ChannelScope(number, start + timedelta(hours=number), name, scope)
+            for number, scopes in versions for name, scope in scopes.items()]
+
+
+def test_scope_changes_compare_each_version_with_the_one_before():
+    scopes = _versions(
+        (4, {"sms": None, "whatsapp": "campaign", "email": None}),  # in force when the period starts
+        (5, {"sms": "automated", "whatsapp": "campaign", "email": None}),
+        (6, {"sms": "automated", "whatsapp": "campaign", "email": None}),  # another edit: no change
+        (7, {"sms": "all", "whatsapp": None, "email": None, "brand-b": "automated", "brand-c": "campaign"}),
+        (8, {"sms": None, "whatsapp": None, "email": None}),  # brand-b removed: not a change
+    )
+    assert scope_changes(scopes) == [
+        {"channel": "sms", "from": "campaign", "to": "automated", "version": 5, "at": "2026-12-01T05:00:00Z"},
+        {"channel": "brand-b", "from": "campaign", "to": "automated", "version": 7, "at": "2026-12-01T07:00:00Z"},
+        {"channel": "sms", "from": "automated", "to": "all", "version": 7, "at": "2026-12-01T07:00:00Z"},
+        {"channel": "sms", "from": "all", "to": "campaign", "version": 8, "at": "2026-12-01T08:00:00Z"},
+    ]
+    assert [c["version"] for c in scope_changes(scopes, "sms")] == [5, 7, 8]
+    assert scope_changes(scopes, "whatsapp") == []
+
+
+def test_the_first_version_is_a_baseline_not_a_change():
+    assert scope_changes(_versions((1, {"sms": "all"}))) == []
+    assert scope_changes([]) == []
+    raw = RawStats([], [], [], [], [], 0, 0)
+    scopes = _versions((1, {"sms": None}), (2, {"sms": "automated"}))
+    report = build_report(raw, scopes[0].created_at, scopes[-1].created_at, timedelta(hours=72),
+                          scopes, "sms")
+    assert report["scope_changes"] == [{"channel": "sms", "from": "campaign", "to": "automated", "version": 2,
+                                        "at": "2026-12-01T02:00:00Z"}]

@@ -11,6 +11,7 @@ from webhook.domain import (
     AttemptResult,
     Backlog,
     CampaignMessage,
+    ChannelScope,
     ClaimedDelivery,
     ConsentEvent,
     Delivery,
@@ -107,6 +108,11 @@ class Store(Protocol):
 
     def keyword_versions(self, limit: int = 50, offset: int = 0) -> list[KeywordVersion]:
         """Newest first."""
+
+    def channel_scopes(self, since: datetime, until: datetime) -> list[ChannelScope]:
+        """Each channel's revocation_scope in the keyword version in force at ``since`` (when
+        there is one) and in every version created in [since, until), by version. Read in
+        the database (JSON functions), so documents are not shipped to the process."""
 
     # -- campaigns, feedback, review, erasure, statistics --------------------------------
 

@@ -25,6 +25,7 @@ import sqlite_utils
 from webhook.domain import (
     STATUS_OF_ACTION,
     CampaignMessage,
+    ChannelScope,
     ConsentEvent,
     Erasure,
     EventFilter,
@@ -316,6 +317,17 @@ class SQLiteStore(SQLiteOutbox):
             f"SELECT {VERSION_COLUMNS} FROM keyword_versions ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
         )
         return [row_to_version(row) for row in rows]
+
+    def channel_scopes(self, since: datetime, until: datetime) -> list[ChannelScope]:
+        rows = self._query(
+            "SELECT v.id AS version, v.created_at AS at, c.key AS channel, "
+            "json_extract(c.value, '$.revocation_scope') AS scope "
+            "FROM keyword_versions v, json_each(v.document, '$.channels') c "
+            "WHERE v.id >= coalesce((SELECT max(id) FROM keyword_versions WHERE created_at < ?), 0) "
+            "AND v.created_at < ? ORDER BY v.id",
+            (to_text(since), to_text(until)),
+        )
+        return [ChannelScope(row["version"], from_text(row["at"]), row["channel"], row["scope"]) for row in rows]
 
     def events(self, filters: EventFilter, limit: int = 50, offset: int = 0) -> tuple[list[ConsentEvent], int]:
         since = to_text(filters.since) if filters.since else None

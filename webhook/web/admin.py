@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from webhook import consent
 from webhook.addresses import normalise_address
+from webhook.analytics import scope_changes
 from webhook.csv_safe import SafeWriter
 from webhook.domain import SOURCES, EventFilter, iso
 from webhook.gating import DEFAULT_SCOPE, REVOCATION_SCOPES, SCOPE_SHORT, SCOPE_WORDS
@@ -56,6 +57,8 @@ def reason_words(text: str | None) -> str:
 def source_words(source: str | None) -> str:
     return SOURCE_WORDS.get(source or "", (source or "").replace("_", " "))
 PAGE_SIZE = 50
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 MAX_TRY_TEXT = 1600  # a message's length (Twilio): the Try box matches no more
 CSV_LIMIT = 100_000
 PUBLIC_ENDPOINTS = {"admin.login"}
@@ -420,9 +423,12 @@ def events():
     page = page_arg()
     found, total = svc.store.events(filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     pages = max(1, -(-total // PAGE_SIZE))
+    # When what an opt-out gates changed within the filtered dates (every version, without dates).
+    changes = scope_changes(svc.store.channel_scopes(filters.since or EARLIEST, filters.until or LATEST),
+                            filters.channel)
     return render_template(
         "admin/events.html", events=found, total=total, page=page, pages=pages, args=args,
-        channels=list(svc.config.channels), sources=SOURCES,
+        channels=list(svc.config.channels), sources=SOURCES, scope_changes=changes, scope_short=SCOPE_SHORT,
     )
 
 

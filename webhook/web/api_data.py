@@ -56,7 +56,8 @@ def period(since_arg: str | None, until_arg: str | None) -> tuple[datetime, date
 def stats_report(since: datetime, until: datetime, channel: str | None) -> dict:
     svc = services()
     window = timedelta(hours=svc.settings.attribution_window_hours)
-    return build_report(svc.store.raw_stats(since, until, window, channel), since, until, window)
+    return build_report(svc.store.raw_stats(since, until, window, channel), since, until, window,
+                        svc.store.channel_scopes(since, until), channel)
 
 
 @bp.get("/stats")
