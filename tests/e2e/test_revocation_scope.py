@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from tests.conftest import SECRET_KEY
 from webhook.cli import main
+from webhook.email_tokens import make_token
 from webhook.settings import PACKAGED_KEYWORDS
 
 ALICE, BOB, CARA = "+14155550123", "+14155550124", "+14155550125"
@@ -211,3 +212,26 @@ def test_the_statistics_list_the_scope_changes_of_the_period(client, admin_heade
     assert client.get("/api/v1/stats?since=2026-01-01&until=2026-01-31", headers=admin_headers).json["scope_changes"] == []
     printed = json.loads(cli("stats", "--days", "1").stdout)
     assert [(c["channel"], c["version"]) for c in printed["scope_changes"]] == [("sms", 2), ("whatsapp", 3)]
+
+
+@pytest.mark.parametrize("scope,language,question,done", [
+    ("campaign", "en", "Stop marketing e-mails from Example Co to bob@example.com?",
+     "Example Co will send no more marketing e-mails to bob@example.com."),
+    ("automated", "en", "Stop marketing and automated e-mails from Example Co to bob@example.com?",
+     "Example Co will send no more marketing or automated e-mails to bob@example.com."),
+    ("automated", "fr", "Ne plus recevoir les e-mails marketing et automatiques de Example Co",
+     "n&#39;enverra plus d&#39;e-mails marketing ni automatiques"),
+    ("all", "en", "Stop all e-mails from Example Co to bob@example.com?",
+     "Example Co will send no more e-mails to bob@example.com."),
+    ("all", "es", "¿Dejar de recibir todos los correos de Example Co", "Example Co no enviará más correos a bob@example.com."),
+])
+def test_the_email_page_says_what_its_scope_stops(client, admin_headers, scope, language, question, done):
+    if scope != "campaign":
+        set_scopes(client, admin_headers, email=scope)
+    token = make_token(SECRET_KEY, "email", "bob@example.com")
+    asked = client.get(f"/unsubscribe/{token}?lang={language}").get_data(as_text=True)
+    assert question in asked
+    answered = client.post(f"/unsubscribe/{token}?lang={language}", data={"action": "unsubscribe"}).get_data(as_text=True)
+    assert done in answered
+    assert gated(client, admin_headers, "email", "bob@example.com") == {
+        "campaign": ["campaign"], "automated": ["campaign", "flow"], "all": ["campaign", "inbox", "flow"]}[scope]
