@@ -55,3 +55,40 @@ def test_scopes_of_the_version_in_force_and_of_the_period(store):
     # A period after every version: only the one in force.
     later = utcnow()
     assert {s.version for s in store.channel_scopes(later, later)} == {first + 3}
+
+
+def test_each_version_is_read_once_per_process(store, monkeypatch):
+    first = save(store, sms="automated")
+    reads: list[list[int]] = []
+    read = store._read_scopes
+    monkeypatch.setattr(store, "_read_scopes", lambda versions: reads.append(list(versions)) or read(versions))
+    start = utcnow()
+    second = save(store, sms="all")
+    assert [(s.version, s.scope) for s in store.channel_scopes(start, utcnow())] == [(first, "automated"), (second, "all")]
+    assert reads == [[first, second]]
+    third = save(store, sms=None)
+    assert [(s.version, s.scope) for s in store.channel_scopes(start, utcnow())] == [
+        (first, "automated"), (second, "all"), (third, None)]
+    assert reads == [[first, second], [third]]  # only the new version was read
+
+
+def test_the_cache_starts_again_when_full_and_stays_right():
+    from datetime import datetime as dt
+    from datetime import timezone
+
+    from webhook.domain import ChannelScope
+    from webhook.store import ScopeCache
+
+    at = dt(2026, 12, 1, tzinfo=timezone.utc)
+    reads: list[list[int]] = []
+
+    def read(versions):
+        reads.append(list(versions))
+        return [ChannelScope(n, at, "sms", "all" if n % 2 else None) for n in versions]
+
+    cache = ScopeCache()
+    cache.MAX_VERSIONS = 3
+    assert [s.version for s in cache.scopes([1, 2, 3], read)] == [1, 2, 3]
+    assert [s.scope for s in cache.scopes([2, 3, 4, 5], read)] == [None, "all", None, "all"]
+    assert reads == [[1, 2, 3], [4, 5]]
+    assert [s.version for s in cache.scopes([4, 5], read)] == [4, 5] and len(reads) == 2

@@ -9,6 +9,7 @@ never half-written.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -51,6 +52,7 @@ from webhook.store import (
     STATS_FEEDBACK_LIMIT,
     VERSION_COLUMNS,
     ErasureKeyMismatch,
+    ScopeCache,
     StoreUnavailable,
     event_from_row,
     feedback_from_row,
@@ -109,6 +111,7 @@ class SQLiteStore(SQLiteOutbox):
         options = dict(parse_qsl(database_url.partition("?")[2]))
         self.synchronous = "FULL" if options.get("synchronous", "").lower() == "full" else "NORMAL"
         self._local = threading.local()
+        self._scope_cache = ScopeCache()
 
     # -- connections -------------------------------------------------------------
 
@@ -320,12 +323,20 @@ class SQLiteStore(SQLiteOutbox):
 
     def channel_scopes(self, since: datetime, until: datetime) -> list[ChannelScope]:
         rows = self._query(
+            "SELECT id FROM keyword_versions "
+            "WHERE id >= coalesce((SELECT max(id) FROM keyword_versions WHERE created_at < ?), 0) "
+            "AND created_at < ? ORDER BY id",
+            (to_text(since), to_text(until)),
+        )
+        return self._scope_cache.scopes([row["id"] for row in rows], self._read_scopes)
+
+    def _read_scopes(self, versions: list[int]) -> list[ChannelScope]:
+        rows = self._query(
             "SELECT v.id AS version, v.created_at AS at, c.key AS channel, "
             "json_extract(c.value, '$.revocation_scope') AS scope "
             "FROM keyword_versions v, json_each(v.document, '$.channels') c "
-            "WHERE v.id >= coalesce((SELECT max(id) FROM keyword_versions WHERE created_at < ?), 0) "
-            "AND v.created_at < ? ORDER BY v.id",
-            (to_text(since), to_text(until)),
+            "WHERE v.id IN (SELECT value FROM json_each(?))",
+            (json.dumps(versions),),
         )
         return [ChannelScope(row["version"], from_text(row["at"]), row["channel"], row["scope"]) for row in rows]
 
