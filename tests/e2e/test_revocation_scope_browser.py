@@ -65,6 +65,13 @@ def test_an_admin_widens_the_sms_scope_and_the_service_gates_flows(browser_page,
         assert 'replies still say "marketing"' in page.locator("tr", has_text="sms").first.inner_text()
         _shot(page, tmp_path, "revocation-scope-list")
 
+        page.get_by_role("link", name="Events").click()
+        changed = page.locator("#scope-changes").inner_text()
+        assert "sms: campaigns (campaign) → campaigns and flows (automated), version 2" in changed
+        page.get_by_role("link", name="version 2").click()
+        assert "revocation_scope: automated" in page.inner_text("main")  # the version's diff
+        _shot(page, tmp_path, "revocation-scope-version")
+
         # The existing opt-out now holds back flows; inbox replies still go out.
         assert audience("flow")["suppressed"] == [ERIN] and audience("inbox")["sendable"] == [ERIN]
         found = requests.get(f"{server.base}/api/v1/subscriptions/sms/{ERIN}", headers=api, timeout=10).json()
