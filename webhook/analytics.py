@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
+from itertools import groupby
+from typing import Sequence
 
-from webhook.domain import Feedback, RawStats, iso
+from webhook.domain import ChannelScope, Feedback, RawStats, iso
+from webhook.gating import DEFAULT_SCOPE
 from webhook.matching import Match, normalise
 
 RECENT_REASONS = 20
@@ -82,8 +85,34 @@ def _rate(opt_outs: int, delivered: int) -> float | None:
     return round(opt_outs / delivered, 6) if delivered else None
 
 
-def build_report(raw: RawStats, since: datetime, until: datetime, window: timedelta) -> dict:
-    """The statistics document served by ``GET /api/v1/stats`` and drawn by the dashboard."""
+def scope_changes(scopes: Sequence[ChannelScope], channel: str | None = None) -> list[dict]:
+    """Where a channel's revocation scope differs from the version before, oldest first.
+
+    ``scopes``: the store's ``channel_scopes`` for a period (the version in force at its
+    start, then the versions of the period). The first version is the baseline, never a
+    change; a channel new in a version counts as the default scope before it.
+    """
+    changes: list[dict] = []
+    previous: dict[str, str] | None = None
+    for (version, created_at), rows in groupby(scopes, key=lambda s: (s.version, s.created_at)):
+        current = {row.channel: row.scope or DEFAULT_SCOPE for row in rows}
+        if previous is not None:
+            for name in sorted(current):
+                before = previous.get(name, DEFAULT_SCOPE)
+                if current[name] != before and channel in (None, name):
+                    changes.append({"channel": name, "from": before, "to": current[name], "version": version,
+                                    "at": iso(created_at)})
+        previous = current
+    return changes
+
+
+def build_report(raw: RawStats, since: datetime, until: datetime, window: timedelta,
+                 scopes: Sequence[ChannelScope] = (), channel: str | None = None) -> dict:
+    """The statistics document served by ``GET /api/v1/stats`` and drawn by the dashboard.
+
+    ``scopes`` (the store's ``channel_scopes``) become ``scope_changes``, for ``channel`` only
+    when one is given.
+    """
     by_day: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"opt_out": 0, "opt_in": 0})
     by_channel: dict[str, dict[str, int]] = defaultdict(lambda: {"opt_out": 0, "opt_in": 0})
     for day, channel, action, count in raw.daily:
@@ -131,6 +160,9 @@ def build_report(raw: RawStats, since: datetime, until: datetime, window: timede
             ],
             "recent": [_reason(item) for item in raw.feedback[:RECENT_REASONS]],
         },
+        # What an opt-out gates changed at these moments (a new keyword version): counts
+        # before and after one are under different rules.
+        "scope_changes": scope_changes(scopes, channel),
     }
 
 

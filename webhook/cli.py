@@ -27,7 +27,8 @@ from webhook.cli_support import (
 )
 from webhook.consent import dry_run
 from webhook.database_check import check_reachable
-from webhook.keywords import KeywordConfig, KeywordConfigError, load_file, parse_yaml
+from webhook.gating import SCOPE_SHORT
+from webhook.keywords import KeywordConfig, KeywordConfigError, load_file, parse_yaml, scope_warnings
 from webhook.settings import PACKAGED_KEYWORDS, SETTINGS, SettingsError, from_env, load_local_secrets
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -114,8 +115,13 @@ def check(path: str | None) -> None:
             click.echo(f"{target}: {problem.path or '(document)'}: {problem.message}", err=True)
         click.echo(f"{len(error.problems)} problem(s); the file was not accepted", err=True)
         sys.exit(1)
-    summary = ", ".join(f"{name} ({ch.type}, {'/'.join(ch.languages)})" for name, ch in config.channels.items())
+    summary = ", ".join(
+        f"{name} ({ch.type}, {'/'.join(ch.languages)}, opt-outs stop {SCOPE_SHORT[ch.revocation_scope]})"
+        for name, ch in config.channels.items()
+    )
     click.echo(f"{target}: OK, version {config.version}; channels: {summary}")
+    for warning in scope_warnings(config):
+        click.echo(f"{target}: warning: {warning.path}: {warning.message}", err=True)
 
 
 @main.command(context_settings=CONTEXT)

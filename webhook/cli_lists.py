@@ -214,7 +214,7 @@ def audience() -> None:
 @click.argument("source", type=click.Path(allow_dash=True))
 @click.option("--channel", required=True, help="Channel name from the keyword configuration (sms, whatsapp, email...).")
 @click.option("--category", type=click.Choice(consent.CATEGORIES), default="campaign", show_default=True,
-              help="Message category: only campaign messages are gated by unsubscribes.")
+              help="Message category; which are gated is the channel's revocation_scope (campaign only by default).")
 @click.option("--column", help="Address column: a header name or a 1-based number (default: detected).")
 @click.option("--region", help="Country for numbers written without + (e.g. US); default DEFAULT_REGION.")
 @click.option("-o", "--output", default="-", show_default=True, help="Where sendable rows go.")
@@ -255,7 +255,7 @@ def audience_filter(source: str, channel: str, category: str, column: str | None
             normal = [normalise_address(target.type, row[index], region, strict=True) if len(row) > index else None
                       for row in chunk]
             blocked: set[str] = set()
-            if category == "campaign":
+            if target.gates(category):
                 blocked = consent.suppressed_among(store, target.name, list({a for a in normal if a}), hasher)
             for row, address in zip(chunk, normal, strict=True):
                 if address is None:
@@ -487,5 +487,6 @@ def stats(days: int, channel: str | None) -> None:
     with _database(existing=True) as (store, config):
         if channel:
             _channel(config, channel)
-        report = build_report(store.raw_stats(since, until, window, channel), since, until, window)
+        report = build_report(store.raw_stats(since, until, window, channel), since, until, window,
+                              store.channel_scopes(since, until), channel)
     click.echo(json.dumps(report, indent=2, ensure_ascii=False))

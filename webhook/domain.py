@@ -291,6 +291,16 @@ class Suppression:
 
 
 @dataclass(frozen=True)
+class ChannelScope:
+    """A channel's ``revocation_scope`` in one keyword version (None: not written, the default)."""
+
+    version: int
+    created_at: datetime
+    channel: str
+    scope: str | None
+
+
+@dataclass(frozen=True)
 class RawStats:
     """Counts from the store for one period; analytics turns them into the report."""
 

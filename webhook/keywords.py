@@ -22,6 +22,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
 
+from webhook.gating import DEFAULT_SCOPE, SCOPE_SHORT, is_gated
 from webhook.matching import WILDCARD, ChannelIndex, build_index, normalise, phrase_tokens
 
 CHANNEL_TYPES = ("sms", "whatsapp", "email")
@@ -127,6 +128,8 @@ class ChannelModel(_Model):
     fuzzy: StrictBool = True
     # A keyword with letters held down opts out ("Stoooop", "Unsubbbb").
     stretched: StrictBool = True
+    # What an opt-out on this channel gates (webhook/gating.py): campaign | automated | all.
+    revocation_scope: Literal["campaign", "automated", "all"] = "campaign"
 
 
 class DocumentModel(_Model):
@@ -175,6 +178,7 @@ class Channel:
     replies: dict[tuple[str, str], str]  # (intent, language) -> rendered reply
     phone_number_ids: frozenset[str] = frozenset()
     forward: ForwardModel | None = None
+    revocation_scope: str = DEFAULT_SCOPE
 
     def reply(self, intent: str, language: str) -> str | None:
         return self.replies.get((intent, language)) or self.replies.get((intent, self.languages[0]))
@@ -184,6 +188,10 @@ class Channel:
         """(kind, value) of every sender identity bound to this channel (domain.IDENTITY_KINDS)."""
         return ([("number", s) for s in sorted(self.senders)] + [("messaging_service", s) for s in sorted(self.messaging_services)]
                 + [("phone_number_id", s) for s in sorted(self.phone_number_ids)])
+
+    def gates(self, category: str) -> bool:
+        """True when an unsubscribed contact must not get a ``category`` message on this channel."""
+        return is_gated(self.revocation_scope, category)
 
 
 class KeywordConfig:
@@ -256,6 +264,7 @@ def _compile_channel(name: str, ch: ChannelModel, model: DocumentModel) -> Chann
         replies=replies,
         phone_number_ids=frozenset(ch.phone_number_ids),
         forward=ch.forward,
+        revocation_scope=ch.revocation_scope,
     )
 
 
@@ -444,6 +453,26 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
     return problems
 
 
+def scope_warnings(config: KeywordConfig, channel: str | None = None) -> list[ConfigProblem]:
+    """Replies that still say "marketing" on a channel whose opt-outs stop more than campaigns
+    (``revocation_scope`` automated or all): accepted, but no longer accurate. ``channel``:
+    only that one. The wording that fits each scope is in docs/keywords.md."""
+    found: list[ConfigProblem] = []
+    for name, ch in config.model.channels.items():
+        if (channel is not None and name != channel) or ch.revocation_scope == DEFAULT_SCOPE:
+            continue
+        for intent in INTENTS:
+            for language, template in getattr(ch, intent).reply.items():
+                if "marketing" in template.casefold():
+                    found.append(ConfigProblem(
+                        f"channels.{name}.{intent}.reply.{language}",
+                        f"the {INTENT_WORDS[intent]} reply in {language_name(language)} still says \"marketing\", but an "
+                        f"opt-out on this channel stops {SCOPE_SHORT[ch.revocation_scope]} "
+                        f"(revocation scope {ch.revocation_scope}): say what is stopped",
+                    ))
+    return found
+
+
 def _wildcard_problem(text: str, kind: str) -> str | None:
     """A ``*`` (any one word) is for phrases, after a word: "this isn't * phone", "no soy *"."""
     tokens = phrase_tokens(text)
@@ -476,6 +505,9 @@ def _pydantic_problems(error: ValidationError, prefix: tuple[str, ...] = ()) -> 
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key"
+        elif item["type"] == "literal_error" and item["loc"][-1:] == ("revocation_scope",):
+            message = (f"{item.get('input')!r} is not a revocation scope; use campaign (an opt-out stops campaigns), "
+                       "automated (campaigns and flows) or all (every message)")
         elif item["type"] == "literal_error":
             message = f"unknown channel type {item.get('input')!r}; use one of sms, whatsapp, email"
         problems.append(ConfigProblem(path, message))

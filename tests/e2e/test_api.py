@@ -28,7 +28,8 @@ def test_without_admin_token_the_api_is_disabled(settings):
 
 def test_unknown_address_is_unknown(client, admin_headers):
     body = client.get(f"/api/v1/subscriptions/sms/{ALICE}", headers=admin_headers).json
-    assert body == {"channel": "sms", "address": ALICE, "status": "unknown", "updated_at": None, "history": []}
+    assert body == {"channel": "sms", "address": ALICE, "status": "unknown", "updated_at": None, "history": [],
+                    "gated_categories": []}
 
 
 def test_address_in_the_path_is_normalised(client, admin_headers, twilio):

@@ -44,7 +44,7 @@ def test_put_json_makes_a_new_version_that_webhooks_use(client, admin_headers, c
     assert '+        en: ["STOP"' in response.json["diff"] and '"PLONK"]' in response.json["diff"]
     # The saved YAML keeps the comments and quoting of the file.
     yaml_text = client.get("/api/v1/keywords", headers={**admin_headers, "Accept": "application/yaml"}).get_data(as_text=True)
-    assert "# How to edit this file" in yaml_text and '"OPT OUT", "PLONK"]' in yaml_text
+    assert "# How to edit this file" in yaml_text and '"STOP PROMOTIONS", "PLONK"]' in yaml_text
     reply = twilio.message("plonk", sender=ALICE, whatsapp=True)
     assert b"unsubscribed" in reply.data
     assert store.history("whatsapp", ALICE)[-1].config_version == "2"

@@ -14,7 +14,9 @@ import pytest
 from tests.conftest import AUTH_TOKEN, SECRET_KEY
 
 ROOT = Path(__file__).parents[2]
-WEB = (ROOT / "Procfile").read_text(encoding="utf-8").strip().removeprefix("web: ")
+# The Procfile's web: line, as a platform runs it through a shell.
+WEB = next(line for line in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()
+           if line.startswith("web: ")).removeprefix("web: ")
 
 
 def environment(**extra: str) -> dict[str, str]:

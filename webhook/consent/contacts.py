@@ -12,10 +12,9 @@ from webhook.addresses import normalise_address
 from webhook.consent.changes import record_change, safe_text
 from webhook.consent.channels import email_channel, named_channel, resolve
 from webhook.domain import ACTION_OF_STATUS, ConsentEvent, Feedback, Recorded, Subscription, utcnow
+from webhook.gating import CATEGORIES, gated_categories
 from webhook.keywords import Channel, KeywordConfig
 from webhook.store import Store
-
-CATEGORIES = ("campaign", "inbox", "flow")
 
 # hash_for(channel, address): the keyed hash an erased, suppressed address is kept as.
 AddressHash = Callable[[str, str], str]
@@ -37,12 +36,22 @@ def address_hasher(secret_key: str) -> AddressHash:
 
 @dataclass(frozen=True)
 class ContactStatus:
-    """One address on one channel: its current status (None: unknown) and history, oldest first."""
+    """One address on one channel: its current status (None: unknown) and history, oldest first,
+    and the message categories it must not get there now (the channel's revocation scope)."""
 
     channel: str
     address: str
     subscription: Subscription | None
     history: list[ConsentEvent]
+    gated_categories: tuple[str, ...] = ()
+
+
+def gated_for(channel: Channel, subscription: Subscription | None) -> tuple[str, ...]:
+    """What an address must not get on the channel: the scope's categories when it is
+    unsubscribed (an erased, suppressed one included), nothing otherwise."""
+    if subscription is None or subscription.status != "unsubscribed":
+        return ()
+    return tuple(gated_categories(channel.revocation_scope))
 
 
 def set_status(
@@ -61,7 +70,8 @@ def set_status(
         channel=channel.name, address=address, action=ACTION_OF_STATUS[status], source="admin", occurred_at=utcnow(),
         match_kind="admin", config_version=config.version, reason=safe_text(f"{actor}: {reason}", 500),
     ), required=True)
-    return ContactStatus(channel.name, address, store.subscription(channel.name, address), store.history(channel.name, address))
+    current = store.subscription(channel.name, address)
+    return ContactStatus(channel.name, address, current, store.history(channel.name, address), gated_for(channel, current))
 
 
 def lookup(
@@ -79,7 +89,7 @@ def lookup(
         erased_at = store.erased_among(channel.name, [hash_for(channel.name, address)])
         if erased_at:
             current = Subscription(channel.name, address, "unsubscribed", next(iter(erased_at.values())))
-    return ContactStatus(channel.name, address, current, store.history(channel.name, address))
+    return ContactStatus(channel.name, address, current, store.history(channel.name, address), gated_for(channel, current))
 
 
 @dataclass(frozen=True)
@@ -105,10 +115,9 @@ def erased(store: Store, channel: str, address: str, hash_for: AddressHash) -> b
 
 
 def suppressed_among(store: Store, channel: str, addresses: Sequence[str], hash_for: AddressHash) -> set[str]:
-    """Which of these normalised addresses must not get a campaign on the channel.
-
-    Unsubscribed ones, and erased ones that were unsubscribed (kept only as a keyed
-    hash) unless they have consented again since.
+    """Which of these normalised addresses are suppressed on the channel: unsubscribed ones,
+    and erased ones that were unsubscribed (kept only as a keyed hash) unless they have
+    consented again since. Which categories that holds back is ``Channel.gates``'s call.
     """
     statuses = store.statuses_among(channel, addresses)
     blocked = {address for address, status in statuses.items() if status == "unsubscribed"}
@@ -129,8 +138,9 @@ def audience(
 ) -> Audience:
     """Split addresses into sendable, suppressed and invalid for a channel and category.
 
-    Only ``campaign`` is gated by unsubscribes. Addresses come back normalised, in input
-    order, each once; invalid entries come back as given.
+    The channel's revocation scope says whether ``category`` is gated (``campaign`` only,
+    by default). Addresses come back normalised, in input order, each once; invalid
+    entries come back as given.
     """
     channel = audience_channel(config, channel_name, category)
     normal: list[str] = []
@@ -142,7 +152,7 @@ def audience(
         else:
             normal.append(address)
     unique = list(dict.fromkeys(normal))
-    blocked = suppressed_among(store, channel.name, unique, hash_for) if category == "campaign" else set()
+    blocked = suppressed_among(store, channel.name, unique, hash_for) if channel.gates(category) else set()
     return Audience(
         sendable=[a for a in unique if a not in blocked],
         suppressed=[a for a in unique if a in blocked],

@@ -11,6 +11,7 @@ from webhook.domain import (
     AttemptResult,
     Backlog,
     CampaignMessage,
+    ChannelScope,
     ClaimedDelivery,
     ConsentEvent,
     Delivery,
@@ -108,6 +109,11 @@ class Store(Protocol):
 
     def keyword_versions(self, limit: int = 50, offset: int = 0) -> list[KeywordVersion]:
         """Newest first."""
+
+    def channel_scopes(self, since: datetime, until: datetime) -> list[ChannelScope]:
+        """Each channel's revocation_scope in the keyword version in force at ``since`` (when
+        there is one) and in every version created in [since, until), by version. Read in
+        the database (JSON functions), so documents are not shipped to the process."""
 
     # -- campaigns, feedback, review, erasure, statistics --------------------------------
 
@@ -318,6 +324,36 @@ NOT_COPIED = frozenset({"consent_events", "subscriptions", "schema_migrations", 
 ATTRIBUTED_SOURCES_EXCLUDED = ("import",)
 STATS_FEEDBACK_LIMIT = 200
 VERSION_COLUMNS = "id, content_hash, document, yaml, source, author, note, diff, created_at"
+
+
+class ScopeCache:
+    """Each keyword version's channel scopes, read from the database once per process: a
+    version never changes once stored, and reading scopes means parsing whole documents
+    (about 2 ms a version of the shipped file on PostgreSQL), which the dashboard, the
+    events page and the statistics would otherwise do on every request."""
+
+    MAX_VERSIONS = 20_000  # then it starts again: a bound on memory, never a wrong answer
+
+    def __init__(self) -> None:
+        self._by_version: dict[int, tuple[ChannelScope, ...]] = {}
+        self._lock = threading.Lock()
+
+    def scopes(self, versions: list[int], read: Callable[[list[int]], list[ChannelScope]]) -> list[ChannelScope]:
+        """The scopes of ``versions`` (in that order); ``read`` fetches those not seen yet."""
+        with self._lock:
+            known = {number: self._by_version.get(number) for number in versions}
+        missing = [number for number, scopes in known.items() if scopes is None]
+        if missing:
+            found: dict[int, list[ChannelScope]] = {number: [] for number in missing}
+            for scope in read(missing):
+                found[scope.version].append(scope)
+            fresh = {number: tuple(rows) for number, rows in found.items()}
+            known.update(fresh)
+            with self._lock:
+                if len(self._by_version) + len(fresh) > self.MAX_VERSIONS:
+                    self._by_version.clear()
+                self._by_version.update(fresh)
+        return [scope for number in versions for scope in known[number] or ()]
 
 
 def event_from_row(row: Mapping[str, Any], when: Callable[[Any], datetime]) -> ConsentEvent:

@@ -31,6 +31,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from webhook.domain import (
     STATUS_OF_ACTION,
     CampaignMessage,
+    ChannelScope,
     ConsentEvent,
     Erasure,
     EventFilter,
@@ -55,6 +56,7 @@ from webhook.store import (
     STATS_FEEDBACK_LIMIT,
     VERSION_COLUMNS,
     ErasureKeyMismatch,
+    ScopeCache,
     StoreUnavailable,
     event_from_row,
     feedback_from_row,
@@ -215,6 +217,7 @@ class PostgresStore(PostgresOutbox):
     def __init__(self, database_url: str) -> None:
         # What tests and tools may connect to directly; same URL the pool uses.
         self.conninfo = database_url
+        self._scope_cache = ScopeCache()
         # A URL libpq cannot parse is reported on first use (migrate at start-up), as
         # StoreUnavailable like any other unusable database, password masked.
         self._bad_url: str | None = None
@@ -482,6 +485,32 @@ class PostgresStore(PostgresOutbox):
                 f"SELECT {VERSION_COLUMNS} FROM keyword_versions ORDER BY id DESC LIMIT %s OFFSET %s", (limit, offset)
             ).fetchall()
         return [row_to_version(row) for row in rows]
+
+    def channel_scopes(self, since: datetime, until: datetime) -> list[ChannelScope]:
+        with self._connection("read keyword configuration") as conn:
+            rows = conn.execute(
+                "SELECT id FROM keyword_versions "
+                "WHERE id >= coalesce((SELECT max(id) FROM keyword_versions WHERE created_at < %(since)s), 0) "
+                "AND created_at < %(until)s ORDER BY id",
+                {"since": _utc(since), "until": _utc(until)},
+            ).fetchall()
+        return self._scope_cache.scopes([int(row["id"]) for row in rows], self._read_scopes)
+
+    def _read_scopes(self, versions: list[int]) -> list[ChannelScope]:
+        # A keyword may hold NUL, which the stored JSON writes as the escape \u0000 and
+        # PostgreSQL's JSON functions refuse: it becomes \ufffd first. The swap keeps the
+        # JSON valid even after an escaped backslash (\\u0000 is then \\ufffd), and touches
+        # neither channel names nor scopes (validated words).
+        with self._connection("read keyword configuration") as conn:
+            rows = conn.execute(
+                "SELECT v.id AS version, v.created_at AS at, c.key AS channel, "
+                "c.value ->> 'revocation_scope' AS scope "
+                "FROM keyword_versions v, "
+                "json_each(replace(v.document, '\\u0000', '\\ufffd')::json -> 'channels') c "
+                "WHERE v.id = ANY(%(versions)s)",
+                {"versions": versions},
+            ).fetchall()
+        return [ChannelScope(int(row["version"]), _utc(row["at"]), row["channel"], row["scope"]) for row in rows]
 
     def events(self, filters: EventFilter, limit: int = 50, offset: int = 0) -> tuple[list[ConsentEvent], int]:
         params = {

@@ -9,6 +9,7 @@ never half-written.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -25,6 +26,7 @@ import sqlite_utils
 from webhook.domain import (
     STATUS_OF_ACTION,
     CampaignMessage,
+    ChannelScope,
     ConsentEvent,
     Erasure,
     EventFilter,
@@ -50,6 +52,7 @@ from webhook.store import (
     STATS_FEEDBACK_LIMIT,
     VERSION_COLUMNS,
     ErasureKeyMismatch,
+    ScopeCache,
     StoreUnavailable,
     event_from_row,
     feedback_from_row,
@@ -108,6 +111,7 @@ class SQLiteStore(SQLiteOutbox):
         options = dict(parse_qsl(database_url.partition("?")[2]))
         self.synchronous = "FULL" if options.get("synchronous", "").lower() == "full" else "NORMAL"
         self._local = threading.local()
+        self._scope_cache = ScopeCache()
 
     # -- connections -------------------------------------------------------------
 
@@ -316,6 +320,25 @@ class SQLiteStore(SQLiteOutbox):
             f"SELECT {VERSION_COLUMNS} FROM keyword_versions ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
         )
         return [row_to_version(row) for row in rows]
+
+    def channel_scopes(self, since: datetime, until: datetime) -> list[ChannelScope]:
+        rows = self._query(
+            "SELECT id FROM keyword_versions "
+            "WHERE id >= coalesce((SELECT max(id) FROM keyword_versions WHERE created_at < ?), 0) "
+            "AND created_at < ? ORDER BY id",
+            (to_text(since), to_text(until)),
+        )
+        return self._scope_cache.scopes([row["id"] for row in rows], self._read_scopes)
+
+    def _read_scopes(self, versions: list[int]) -> list[ChannelScope]:
+        rows = self._query(
+            "SELECT v.id AS version, v.created_at AS at, c.key AS channel, "
+            "json_extract(c.value, '$.revocation_scope') AS scope "
+            "FROM keyword_versions v, json_each(v.document, '$.channels') c "
+            "WHERE v.id IN (SELECT value FROM json_each(?))",
+            (json.dumps(versions),),
+        )
+        return [ChannelScope(row["version"], from_text(row["at"]), row["channel"], row["scope"]) for row in rows]
 
     def events(self, filters: EventFilter, limit: int = 50, offset: int = 0) -> tuple[list[ConsentEvent], int]:
         since = to_text(filters.since) if filters.since else None

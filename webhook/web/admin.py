@@ -19,9 +19,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from webhook import consent
 from webhook.addresses import normalise_address
+from webhook.analytics import scope_changes
 from webhook.csv_safe import SafeWriter
 from webhook.domain import SOURCES, EventFilter, iso
-from webhook.keywords import INTENTS, KeywordConfigError, language_name, parse_document
+from webhook.gating import DEFAULT_SCOPE, REVOCATION_SCOPES, SCOPE_SHORT, SCOPE_WORDS
+from webhook.keywords import INTENT_WORDS, INTENTS, KeywordConfigError, language_name, parse_document, scope_warnings
 from webhook.web import services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -58,6 +60,8 @@ def reason_words(text: str | None) -> str:
 def source_words(source: str | None) -> str:
     return SOURCE_WORDS.get(source or "", (source or "").replace("_", " "))
 PAGE_SIZE = 50
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 MAX_TRY_TEXT = 1600  # a message's length (Twilio): the Try box matches no more
 CSV_LIMIT = 100_000
 PUBLIC_ENDPOINTS = {"admin.login"}
@@ -192,8 +196,9 @@ def home():
 @bp.get("/keywords")
 def keywords():
     svc = services()
+    warned = {problem.path.split(".")[1] for problem in scope_warnings(svc.config)}
     return render_template("admin/keywords.html", config=svc.config, version=svc.keywords.version,
-                           identity_words=IDENTITY_WORDS)
+                           identity_words=IDENTITY_WORDS, scope_short=SCOPE_SHORT, warned=warned)
 
 
 def _lines(text: str) -> list[str]:
@@ -204,6 +209,12 @@ def _proposed(document: dict, channel: str, language: str, form) -> dict:
     """The document with this channel and language's fields replaced by the form's."""
     proposed = copy.deepcopy(document)
     entry = proposed["channels"][channel]
+    # The revocation scope is the channel's, whichever language's page saves it: only a
+    # select the admin changed (from the value the page showed) changes it, so saving a
+    # page opened before someone else changed the scope keeps their change.
+    scope = form.get("revocation_scope")
+    if scope is not None and scope != form.get("revocation_scope_was"):
+        entry["revocation_scope"] = scope
     for intent in INTENTS:
         section = entry.setdefault(intent, {})
         fields = [("keywords", _lines(form.get(f"{intent}_keywords", "")))]
@@ -233,19 +244,22 @@ def _fields(document: dict, channel: str, language: str) -> dict[str, str]:
         out[f"{intent}_reply"] = section.get("reply", {}).get(language, "")
     out["first_word"] = "\n".join(entry["opt_out"].get("first_word", {}).get(language, []))
     out["phrases"] = "\n".join(entry["opt_out"].get("phrases", {}).get(language, []))
+    out["revocation_scope"] = out["revocation_scope_was"] = entry.get("revocation_scope", DEFAULT_SCOPE)
     return out
 
 
 FIELD_LABELS = {
     "opt_out_keywords": "Opt-out keywords", "first_word": "First words", "phrases": "Opt-out phrases",
     "opt_out_reply": "Opt-out reply", "opt_in_keywords": "Opt-in keywords", "opt_in_reply": "Opt-in reply",
-    "help_keywords": "Help keywords", "help_reply": "Help reply",
+    "help_keywords": "Help keywords", "help_reply": "Help reply", "revocation_scope": "What an opt-out stops",
 }
 
 
 def _field_of(path: str, channel: str, language: str) -> str | None:
     """The form field a problem's path points at, when it is one of this page's fields."""
     parts = path.split(".")
+    if parts[:3] == ["channels", channel, "revocation_scope"]:
+        return "revocation_scope"
     if parts[:2] != ["channels", channel] or len(parts) < 4 or parts[2] not in INTENTS:
         return None
     intent, kind = parts[2], parts[3]
@@ -283,7 +297,9 @@ def keyword_edit(channel: str, language: str):
     tried = None
     status = 200
     if request.method == "POST":
-        fields = {name: request.form.get(name, "") for name in fields}
+        # A form without the scope (an older page, a script) keeps the channel's scope.
+        fields = {name: request.form.get(name, fields[name] if name.startswith("revocation_scope") else "")
+                  for name in fields}
         proposed = _proposed(document, channel, language, request.form)
         if request.form.get("action") == "save":
             try:
@@ -308,7 +324,19 @@ def keyword_edit(channel: str, language: str):
         "admin/keyword_edit.html", channel=channel, language=language, fields=fields, errors=errors, tried=tried,
         field_errors=field_errors, other_errors=other_errors, labels=FIELD_LABELS, language_name=language_name(language),
         version=svc.keywords.version, channel_type=document["channels"][channel]["type"],
+        scope=config.channels[channel].revocation_scope, scopes=REVOCATION_SCOPES, scope_words=SCOPE_WORDS,
+        scope_short=SCOPE_SHORT, warnings=_replies_saying_marketing(config, channel),
     ), status
+
+
+def _replies_saying_marketing(config, channel: str) -> list[str]:
+    """The channel's replies that still say "marketing" under a wider scope, one line per
+    intent: "opt-out reply: English, French" (keywords.scope_warnings has one per reply)."""
+    languages: dict[str, list[str]] = {}
+    for warning in scope_warnings(config, channel):
+        _, _, intent, _, language = warning.path.split(".")
+        languages.setdefault(intent, []).append(language_name(language))
+    return [f"{INTENT_WORDS[intent]} reply: {', '.join(names)}" for intent, names in languages.items()]
 
 
 @bp.get("/keywords/versions")
@@ -357,6 +385,7 @@ def contacts():
                 "address": address,
                 "subscription": found.subscription,
                 "history": found.history[::-1],
+                "gated": found.gated_categories,  # under the channel's revocation scope
             })
     return render_template("admin/contacts.html", query=query, results=results, searched=bool(query),
                            region=svc.settings.default_region)
@@ -397,9 +426,12 @@ def events():
     page = page_arg()
     found, total = svc.store.events(filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     pages = max(1, -(-total // PAGE_SIZE))
+    # When what an opt-out gates changed within the filtered dates (every version, without dates).
+    changes = scope_changes(svc.store.channel_scopes(filters.since or EARLIEST, filters.until or LATEST),
+                            filters.channel)
     return render_template(
         "admin/events.html", events=found, total=total, page=page, pages=pages, args=args,
-        channels=list(svc.config.channels), sources=SOURCES,
+        channels=list(svc.config.channels), sources=SOURCES, scope_changes=changes, scope_short=SCOPE_SHORT,
     )
 
 

@@ -12,6 +12,7 @@ from markupsafe import Markup
 from webhook import consent
 from webhook.analytics import LABELS
 from webhook.domain import utcnow
+from webhook.gating import SCOPE_SHORT
 from webhook.store import ErasureKeyMismatch
 from webhook.web import services
 from webhook.web.admin import bp, page_arg
@@ -78,7 +79,7 @@ def dashboard():
     return render_template(
         "admin/dashboard.html", report=report, charts=_charts(report, since.date(), until.date()), days=days,
         labels=LABELS, backlog=svc.store.outbox_backlog(),
-        periods=PERIODS, channel=channel, channels=sorted(svc.config.channels),
+        periods=PERIODS, channel=channel, channels=sorted(svc.config.channels), scope_short=SCOPE_SHORT,
     )
 
 

@@ -110,6 +110,8 @@ def _subscription_json(found: consent.ContactStatus) -> dict:
         "status": subscription.status if subscription else "unknown",
         "updated_at": iso(subscription.updated_at) if subscription and subscription.updated_at else None,
         "history": [_event_json(e) for e in found.history[-HISTORY_LIMIT:]],
+        # What the contact must not get on the channel now, under its revocation_scope.
+        "gated_categories": list(found.gated_categories),
     }
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 from webhook import consent
 from webhook.analytics import build_report
 from webhook.domain import MESSAGE_STAGES, REVIEW_STATUSES, Feedback, ReviewItem, iso, utcnow
+from webhook.gating import gated_categories
 from webhook.store import ErasureKeyMismatch
 from webhook.web import services
 from webhook.web.api import bp, int_arg, json_body
@@ -55,7 +56,8 @@ def period(since_arg: str | None, until_arg: str | None) -> tuple[datetime, date
 def stats_report(since: datetime, until: datetime, channel: str | None) -> dict:
     svc = services()
     window = timedelta(hours=svc.settings.attribution_window_hours)
-    return build_report(svc.store.raw_stats(since, until, window, channel), since, until, window)
+    return build_report(svc.store.raw_stats(since, until, window, channel), since, until, window,
+                        svc.store.channel_scopes(since, until), channel)
 
 
 @bp.get("/stats")
@@ -161,7 +163,8 @@ def decide_review(item_id: int) -> Response:
 def list_suppressions(channel: str) -> Response:
     """One page of a channel's unsubscribed addresses in address order; ``after`` pages on."""
     svc = services()
-    if svc.config.channel(channel) is None:
+    found = svc.config.channel(channel)
+    if found is None:
         return error_response(404, "unknown_channel", f"unknown channel {channel!r}")
     limit = max(1, min(int_arg("limit", 1000), 10_000))
     page = next(svc.store.iter_suppressions(channel, limit, after=request.args.get("after", "")), [])
@@ -173,6 +176,8 @@ def list_suppressions(channel: str) -> Response:
         # Erased contacts are suppressed by hash and cannot be listed: say so, so nobody
         # gates sends on this list alone.
         "erased_not_listed": svc.store.has_erasures(channel),
+        # What every address listed must not get on this channel (its revocation_scope).
+        "gated_categories": gated_categories(found.revocation_scope),
     })
 
 

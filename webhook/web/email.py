@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, render_template, request
 
 from webhook import consent
 from webhook.email_tokens import read_token
+from webhook.gating import DEFAULT_SCOPE
 from webhook.providers import email_inbound
 from webhook.web import services
 
@@ -66,6 +67,45 @@ TEXT = {
         "invalid": "Ce lien de désabonnement n'est pas valide.",
     },
 }
+# What the page says is stopped, when the e-mail channel's revocation_scope gates more than
+# campaigns (webhook/gating.py): under `automated` marketing and automated e-mails, under
+# `all` every e-mail. These replace the TEXT entries of the same name.
+SCOPE_TEXT = {
+    "automated": {
+        "en": {
+            "question": "Stop marketing and automated e-mails from {brand} to {address}?",
+            "done": "You are unsubscribed. {brand} will send no more marketing or automated e-mails to {address}.",
+            "resubscribed": "You are subscribed again to marketing and automated e-mails from {brand}.",
+        },
+        "es": {
+            "question": "¿Dejar de recibir correos de marketing y automáticos de {brand} en {address}?",
+            "done": "Te has dado de baja. {brand} no enviará más correos de marketing ni automáticos a {address}.",
+            "resubscribed": "Vuelves a estar suscrito a los correos de marketing y automáticos de {brand}.",
+        },
+        "fr": {
+            "question": "Ne plus recevoir les e-mails marketing et automatiques de {brand} à l'adresse {address} ?",
+            "done": "Vous êtes désabonné(e). {brand} n'enverra plus d'e-mails marketing ni automatiques à {address}.",
+            "resubscribed": "Vous êtes de nouveau abonné(e) aux e-mails marketing et automatiques de {brand}.",
+        },
+    },
+    "all": {
+        "en": {
+            "question": "Stop all e-mails from {brand} to {address}?",
+            "done": "You are unsubscribed. {brand} will send no more e-mails to {address}.",
+            "resubscribed": "You are subscribed again to e-mails from {brand}.",
+        },
+        "es": {
+            "question": "¿Dejar de recibir todos los correos de {brand} en {address}?",
+            "done": "Te has dado de baja. {brand} no enviará más correos a {address}.",
+            "resubscribed": "Vuelves a estar suscrito a los correos de {brand}.",
+        },
+        "fr": {
+            "question": "Ne plus recevoir aucun e-mail de {brand} à l'adresse {address} ?",
+            "done": "Vous êtes désabonné(e). {brand} n'enverra plus d'e-mails à {address}.",
+            "resubscribed": "Vous êtes de nouveau abonné(e) aux e-mails de {brand}.",
+        },
+    },
+}
 INBOUND_MAIL_MAX_BYTES = 30 * 1024 * 1024  # inbound-parse services post whole mails, attachments included
 INBOUND_MAIL_FORM_MEMORY = 10 * 1024 * 1024
 
@@ -77,9 +117,12 @@ def _language() -> str:
     return request.accept_languages.best_match(LANGUAGES) or "en"
 
 
-def _page(language: str, state: str, token: str, address: str, status: int = 200) -> Response:
+def _page(language: str, state: str, token: str, channel: str, address: str, status: int = 200) -> Response:
     svc = services()
-    words = {key: value.format(brand=svc.config.brand, address=address) for key, value in TEXT[language].items()}
+    found = svc.config.channel(channel)
+    scope = found.revocation_scope if found is not None else DEFAULT_SCOPE
+    text = TEXT[language] | SCOPE_TEXT.get(scope, {}).get(language, {})
+    words = {key: value.format(brand=svc.config.brand, address=address) for key, value in text.items()}
     html = render_template(
         "unsubscribe.html", t=words, language=language, state=state, token=token, reasons=REASONS, languages=LANGUAGES
     )
@@ -124,7 +167,7 @@ def unsubscribe_page(token: str) -> Response:
     channel, address = _subject(token, language)
     current = services().store.subscription(channel, address)
     state = "done" if current is not None and current.status == "unsubscribed" else "ask"
-    return _page(language, state, token, address)
+    return _page(language, state, token, channel, address)
 
 
 @bp.post("/unsubscribe/<token>")
@@ -141,10 +184,10 @@ def unsubscribe(token: str) -> Response:
     action = form.get("action")
     if action == "unsubscribe":
         consent.set_email_preference(svc.config, svc.store, channel, address, "opt_out", "page", _reason(form))
-        return _page(language, "done", token, address)
+        return _page(language, "done", token, channel, address)
     if action == "resubscribe":
         consent.set_email_preference(svc.config, svc.store, channel, address, "opt_in", "page")
-        return _page(language, "resubscribed", token, address)
+        return _page(language, "resubscribed", token, channel, address)
     abort(400, description="unknown action; send List-Unsubscribe=One-Click, or use the page's buttons")
 
 
