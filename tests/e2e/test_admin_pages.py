@@ -129,3 +129,47 @@ def test_the_log_reads_in_event_time_everywhere(signed_in, client, store, admin_
     assert [e["source"] for e in record["events"]] == expected
     history = client.get(f"/api/v1/subscriptions/sms/{ALICE}", headers=admin_headers).json["history"]
     assert [h["source"] for h in history] == expected
+
+
+def _edit_form(signed_in, path: str) -> dict[str, str]:
+    """The keyword page's form as a browser would send it back unchanged."""
+    import html
+
+    page = signed_in.get(path).get_data(as_text=True)
+    form = {name: html.unescape(value) for name, value in re.findall(r'<textarea id="(\w+)" name="\w+"[^>]*>([^<]*)</textarea>', page)}
+    form.update({name: html.unescape(value) for name, value in re.findall(r'<input type="\w+" (?:id="\w+" )?name="(\w+)"[^>]*? value="([^"]*)"', page)})
+    form.update({name: value for name, value in re.findall(r'<select id="\w+" name="(\w+)"[^>]*>.*?<option value="(\w+)" selected', page, re.S)})
+    form["csrf_token"] = csrf(page.encode())
+    return form
+
+
+def test_the_keyword_page_shows_and_sets_a_channels_forward(signed_in, client, admin_headers):
+    """Issue 18: forward is validated, versioned and shown on the keyword page like every field."""
+    form = _edit_form(signed_in, "/admin/keywords/sms/fr")
+    assert form["forward_url"] == "" and form["forward_messages"] == "non_consent"
+    saved = signed_in.post("/admin/keywords/sms/fr", data={**form, "forward_url": "https://helpdesk.example.com/in",
+                                                           "forward_messages": "all", "action": "save"})
+    assert saved.status_code == 302
+    document = client.get("/api/v1/keywords", headers=admin_headers).json["document"]
+    assert document["channels"]["sms"]["forward"] == {"url": "https://helpdesk.example.com/in", "messages": "all",
+                                                      "timeout_seconds": 8}
+    # Another language's page shows it, and saving it unchanged keeps it.
+    english = _edit_form(signed_in, "/admin/keywords/sms/en")
+    assert english["forward_url"] == "https://helpdesk.example.com/in" and english["forward_messages"] == "all"
+    english["help_keywords"] += "\nSUPPORT"
+    assert signed_in.post("/admin/keywords/sms/en", data={**english, "action": "save"}).status_code == 302
+    assert client.get("/api/v1/keywords", headers=admin_headers).json["document"]["channels"]["sms"]["forward"]["url"] == \
+        "https://helpdesk.example.com/in"
+    # A bad one is refused beside its field, in words.
+    bad = signed_in.post("/admin/keywords/sms/en", data={**_edit_form(signed_in, "/admin/keywords/sms/en"),
+                                                         "forward_url": "http://127.0.0.1:9/x", "action": "save"})
+    assert bad.status_code == 422
+    assert b'id="forward_url-errors"' in bad.data and b"must be https://" in bad.data
+    slow = signed_in.post("/admin/keywords/sms/en", data={**_edit_form(signed_in, "/admin/keywords/sms/en"),
+                                                          "forward_timeout": "30", "action": "save"})
+    assert slow.status_code == 422 and b'id="forward_timeout-errors"' in slow.data
+    # Emptied: no forwarding.
+    cleared = signed_in.post("/admin/keywords/sms/en", data={**_edit_form(signed_in, "/admin/keywords/sms/en"),
+                                                             "forward_url": "", "action": "save"})
+    assert cleared.status_code == 302
+    assert "forward" not in client.get("/api/v1/keywords", headers=admin_headers).json["document"]["channels"]["sms"]

@@ -215,6 +215,16 @@ def _proposed(document: dict, channel: str, language: str, form) -> dict:
     scope = form.get("revocation_scope")
     if scope is not None and scope != form.get("revocation_scope_was"):
         entry["revocation_scope"] = scope
+    # The forward is the channel's too, and changes in the same way.
+    if form.get("forward_url") is not None and _forward_form(form) != form.get("forward_was"):
+        url = form.get("forward_url", "").strip()
+        if url:
+            timeout = form.get("forward_timeout", "").strip()
+            entry["forward"] = {"url": url, "messages": form.get("forward_messages") or "non_consent",
+                                "timeout_seconds": int(timeout) if timeout.isascii() and timeout.isdigit() and len(timeout) < 4
+                                else timeout or 8}
+        else:
+            entry.pop("forward", None)
     for intent in INTENTS:
         section = entry.setdefault(intent, {})
         fields = [("keywords", _lines(form.get(f"{intent}_keywords", "")))]
@@ -235,6 +245,11 @@ def _proposed(document: dict, channel: str, language: str, form) -> dict:
     return proposed
 
 
+def _forward_form(form) -> str:
+    """The forward fields of a form as one value, to tell whether the admin changed them."""
+    return "|".join((form.get("forward_url", "").strip(), form.get("forward_messages", ""), form.get("forward_timeout", "").strip()))
+
+
 def _fields(document: dict, channel: str, language: str) -> dict[str, str]:
     entry = document["channels"][channel]
     out = {}
@@ -245,6 +260,11 @@ def _fields(document: dict, channel: str, language: str) -> dict[str, str]:
     out["first_word"] = "\n".join(entry["opt_out"].get("first_word", {}).get(language, []))
     out["phrases"] = "\n".join(entry["opt_out"].get("phrases", {}).get(language, []))
     out["revocation_scope"] = out["revocation_scope_was"] = entry.get("revocation_scope", DEFAULT_SCOPE)
+    forward = entry.get("forward") or {}
+    out["forward_url"] = forward.get("url", "")
+    out["forward_messages"] = forward.get("messages", "non_consent")
+    out["forward_timeout"] = str(forward.get("timeout_seconds", 8))
+    out["forward_was"] = _forward_form(out)
     return out
 
 
@@ -252,7 +272,9 @@ FIELD_LABELS = {
     "opt_out_keywords": "Opt-out keywords", "first_word": "First words", "phrases": "Opt-out phrases",
     "opt_out_reply": "Opt-out reply", "opt_in_keywords": "Opt-in keywords", "opt_in_reply": "Opt-in reply",
     "help_keywords": "Help keywords", "help_reply": "Help reply", "revocation_scope": "What an opt-out stops",
+    "forward_url": "Forward URL", "forward_messages": "Forward which messages", "forward_timeout": "Forward timeout",
 }
+FORWARD_FIELDS = {"url": "forward_url", "messages": "forward_messages", "timeout_seconds": "forward_timeout"}
 
 
 def _field_of(path: str, channel: str, language: str) -> str | None:
@@ -260,6 +282,8 @@ def _field_of(path: str, channel: str, language: str) -> str | None:
     parts = path.split(".")
     if parts[:3] == ["channels", channel, "revocation_scope"]:
         return "revocation_scope"
+    if parts[:3] == ["channels", channel, "forward"]:
+        return FORWARD_FIELDS.get(parts[3], "forward_url") if len(parts) > 3 else "forward_url"
     if parts[:2] != ["channels", channel] or len(parts) < 4 or parts[2] not in INTENTS:
         return None
     intent, kind = parts[2], parts[3]
@@ -298,7 +322,7 @@ def keyword_edit(channel: str, language: str):
     status = 200
     if request.method == "POST":
         # A form without the scope (an older page, a script) keeps the channel's scope.
-        fields = {name: request.form.get(name, fields[name] if name.startswith("revocation_scope") else "")
+        fields = {name: request.form.get(name, fields[name] if name.startswith(("revocation_scope", "forward_")) else "")
                   for name in fields}
         proposed = _proposed(document, channel, language, request.form)
         if request.form.get("action") == "save":
