@@ -125,6 +125,17 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class PreferenceBatch:
+    """What one request of an e-mail provider's event webhook says: the changes to record, the
+    items that could not be read, and how many events were of kinds unsub does not act on
+    (delivered, opened, bounced, ...: accepted and ignored)."""
+
+    items: list[PreferenceChange] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    ignored: int = 0
+
+
+@dataclass(frozen=True)
 class InboundMail:
     """A provider-neutral inbound e-mail, reduced to what unsubscribing needs."""
 
