@@ -1,6 +1,7 @@
 -- E-mail provider events (issue 19): a consent event may name the campaign it came from
 -- (an e-mail provider's spam complaint or unsubscribe carries it), and the tokens of signed
 -- requests already seen, so a captured Mailgun signature cannot be used twice.
+-- (Numbered after the forwarding issue's migration on main, so the two never collide.)
 
 -- Nullable, no default: existing rows and processes that do not know the column are unchanged.
 ALTER TABLE consent_events ADD COLUMN campaign TEXT;
