@@ -5,10 +5,12 @@ The same flows against the Procfile's process: test_email_events_server.py."""
 from __future__ import annotations
 
 import copy
+import re
 import time
 
 import pytest
 
+from tests.conftest import ADMIN_TOKEN, csrf
 from tests.e2e.email_providers import (
     MAILGUN_KEY,
     MAILGUN_PATH,
@@ -56,6 +58,15 @@ def mail(mail_app):
 @pytest.fixture
 def mail_store(mail_app):
     return mail_app.extensions["unsub"].store
+
+
+def conforms_to_the_openapi_document(app, path: str, answer) -> None:
+    """Raises unless the API's answer matches its OpenAPI document (schemathesis checks it)."""
+    import schemathesis
+    from schemathesis.core.transport import Response
+
+    operation = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)[path]["GET"]
+    operation.validate_response(Response.from_any(answer))
 
 
 def sendgrid(client, payload, *, headers: dict | None = None):
@@ -224,3 +235,32 @@ def test_a_mailgun_event_without_a_usable_recipient_is_skipped_not_retried(mail,
 def test_mailgun_without_its_key_refuses_everything(client, store):
     assert mailgun(client, mailgun_body("complained", BOB)).status_code == 403
     assert store.event_count() == 0
+
+
+def test_a_complaint_is_in_the_history_the_stats_and_the_dashboard(mail, mail_store, admin_headers):
+    sends = {"channel": "email", "sends": [{"address": f"r{i}@example.com"} for i in range(400)]}
+    assert mail.post("/api/v1/campaigns/spring-sale/sends", json=sends, headers=admin_headers).status_code == 200
+    batch = [sendgrid_event("spamreport", "r1@example.com", campaign="spring-sale"),
+             sendgrid_event("spamreport", "r2@example.com", unique_args={"campaign": "spring-sale"}),
+             sendgrid_event("unsubscribe", "r3@example.com", campaign="spring-sale"),
+             sendgrid_event("spamreport", BOB, campaign="never-reported")]
+    assert sendgrid(mail, batch).status_code == 200
+    found = mail.get("/api/v1/subscriptions/email/r1@example.com", headers=admin_headers).json
+    assert found["status"] == "unsubscribed" and [h["source"] for h in found["history"]] == ["complaint"]
+    answer = mail.get("/api/v1/stats", headers=admin_headers)
+    conforms_to_the_openapi_document(mail.application, "/stats", answer)
+    stats = answer.json
+    rows = {row["campaign"]: row for row in stats["campaigns"]}
+    spring = rows["spring-sale"]
+    assert (spring["delivered"], spring["opt_outs"], spring["complaints"]) == (400, 3, 2)
+    assert (spring["complaint_rate"], spring["complaint_level"]) == (0.005, "over_limit")
+    assert (rows["never-reported"]["delivered"], rows["never-reported"]["complaints"]) == (0, 1)
+    assert rows["never-reported"]["complaint_rate"] is None and rows["never-reported"]["complaint_level"] is None
+    assert stats["totals"]["complaints"] == 3 and {"kind": "complaint", "opt_outs": 3} in stats["kinds"]
+
+    page = mail.get("/admin/login")
+    mail.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf(page.data)})
+    html = mail.get("/admin/dashboard").get_data(as_text=True)
+    assert re.search(r'id="total-complaints">3<', html)
+    assert re.search(r'<td class="complaints over_limit">0\.50%\s*<strong>0\.3 % or more</strong>', html)
+    assert "Complaint rate" in html and "never-reported" in html
