@@ -30,7 +30,8 @@ def record_batch(provider: str, batch: PreferenceBatch) -> Response:
         recorded = consent.handle_preference(change, svc.config, svc.store)
         added += recorded.created
         if change.source == "complaint" and recorded.created:
-            log.info("%s: spam complaint from %s (campaign %s)", provider, mask(change.address), change.campaign or "none")
+            # %r: the campaign is the sender's text as the provider relayed it (no line breaks in the log).
+            log.info("%s: spam complaint from %s (campaign %r)", provider, mask(change.address), change.campaign)
     _log_skipped(provider, batch.skipped)
     repeated = len(batch.items) - added
     text = f"ok: {added} recorded, {repeated} already recorded, {batch.ignored} ignored, {len(batch.skipped)} skipped\n"
