@@ -145,6 +145,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         email,
         errors,
         health,
+        mailgun_events,
+        sendgrid_events,
         webhooks,
         whatsapp,
     )
@@ -152,11 +154,15 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(whatsapp.bp)
     app.register_blueprint(email.bp)
+    # E-mail providers' events (complaints, unsubscribes): one blueprint per provider.
+    app.register_blueprint(sendgrid_events.bp)
+    app.register_blueprint(mailgun_events.bp)
     app.register_blueprint(admin.bp)
     # CSRF tokens on every admin form; the other endpoints authenticate otherwise
     # (Twilio signatures, bearer token, signed unsubscribe tokens).
     csrf = CSRFProtect(app)
-    for other in (webhooks.bp, whatsapp.bp, api.bp, api_webhooks.bp, email.bp, health.bp):
+    for other in (webhooks.bp, whatsapp.bp, api.bp, api_webhooks.bp, email.bp, sendgrid_events.bp, mailgun_events.bp,
+                  health.bp):
         csrf.exempt(other)
     app.register_blueprint(api.bp)
     app.register_blueprint(api_webhooks.bp)

@@ -81,8 +81,27 @@ def categorise(text: str) -> str:
     return "other"
 
 
+# Gmail's and Yahoo's bulk-sender rules (2024): keep spam complaints under 0.1 % of the mail
+# delivered, and never let them reach 0.3 % (past that, mail goes to spam or is refused).
+COMPLAINT_WARNING = (1, 1000)  # 0.1 %, as a fraction: compared in integers, never in rounded floats
+COMPLAINT_LIMIT = (3, 1000)  # 0.3 %
+COMPLAINT_LEVELS = ("ok", "warning", "over_limit")
+
+
 def _rate(opt_outs: int, delivered: int) -> float | None:
     return round(opt_outs / delivered, 6) if delivered else None
+
+
+def complaint_level(complaints: int, delivered: int) -> str | None:
+    """``ok`` under 0.1 % of the delivered mail, ``warning`` from 0.1 %, ``over_limit`` from
+    0.3 %; None when nothing was delivered (no rate to judge)."""
+    if not delivered:
+        return None
+    if complaints * COMPLAINT_LIMIT[1] >= COMPLAINT_LIMIT[0] * delivered:
+        return "over_limit"
+    if complaints * COMPLAINT_WARNING[1] >= COMPLAINT_WARNING[0] * delivered:
+        return "warning"
+    return "ok"
 
 
 def scope_changes(scopes: Sequence[ChannelScope], channel: str | None = None) -> list[dict]:
@@ -120,9 +139,10 @@ def build_report(raw: RawStats, since: datetime, until: datetime, window: timede
         by_channel[channel][action] += count
     # Worst first; campaigns with no delivery yet (no rate) last.
     ordered = sorted(raw.campaigns, key=lambda c: (c[2] == 0, -(c[3] / c[2] if c[2] else 0), -c[3], c[0], c[1]))
+    complained = {(campaign, channel): n for campaign, channel, n in raw.complaints}
     campaigns = [
         {"campaign": campaign, "channel": channel, "delivered": delivered, "opt_outs": outs,
-         "opt_out_rate": _rate(outs, delivered)}
+         "opt_out_rate": _rate(outs, delivered), **_complaints(complained.get((campaign, channel), 0), delivered)}
         for campaign, channel, delivered, outs in ordered
     ]
     languages: Counter[str] = Counter()
@@ -138,7 +158,10 @@ def build_report(raw: RawStats, since: datetime, until: datetime, window: timede
             "opt_ins": sum(c["opt_in"] for c in by_channel.values()),
             "feedback": raw.feedback_total,
             "review_open": raw.review_open,
+            "complaints": sum(n for kind, n in raw.kinds if kind == "complaint"),
         },
+        "complaint_thresholds": {"warning": COMPLAINT_WARNING[0] / COMPLAINT_WARNING[1],
+                                 "limit": COMPLAINT_LIMIT[0] / COMPLAINT_LIMIT[1]},
         "channels": [
             {"channel": name, "opt_outs": counts["opt_out"], "opt_ins": counts["opt_in"]}
             for name, counts in sorted(by_channel.items())
@@ -164,6 +187,13 @@ def build_report(raw: RawStats, since: datetime, until: datetime, window: timede
         # before and after one are under different rules.
         "scope_changes": scope_changes(scopes, channel),
     }
+
+
+def _complaints(complaints: int, delivered: int) -> dict:
+    """A campaign's spam complaints beside its opt-outs: how many, their rate, and how it stands
+    against the 0.1 % and 0.3 % thresholds."""
+    return {"complaints": complaints, "complaint_rate": _rate(complaints, delivered),
+            "complaint_level": complaint_level(complaints, delivered)}
 
 
 def _reason(item: Feedback) -> dict:

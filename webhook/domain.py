@@ -12,17 +12,21 @@ STATUS_OF_ACTION: dict[str, Status] = {"opt_out": "unsubscribed", "opt_in": "sub
 ACTION_OF_STATUS: dict[str, Action] = {"unsubscribed": "opt_out", "subscribed": "opt_in"}
 # Where a consent event came from.
 # ``provider``: the contact acted in the provider's own settings (WhatsApp's "Offers and
-# announcements"), or the provider relayed an unsubscribe it handled itself.
-SOURCES = ("keyword", "carrier", "admin", "import", "one_click", "page", "inbound_mail", "provider")
+# announcements"), or the provider relayed an unsubscribe it handled itself (SendGrid's and
+# Mailgun's own unsubscribe links and groups).
+# ``complaint``: the recipient reported the message as spam and the mailbox provider told the
+# sender (a feedback loop relayed by SendGrid or Mailgun): the strongest opt-out there is.
+SOURCES = ("keyword", "carrier", "admin", "import", "one_click", "page", "inbound_mail", "provider", "complaint")
 # Namespaces of the ids that make a change idempotent (``dedupe_key``). Each is chosen by
 # the code path that records, never by the input, so the same text sent as a Twilio
 # MessageSid and as a mail's Message-Id can never collide, and no provider can forge an
 # id of one of the service's own changes (a review confirmation, an import row).
 ID_NAMESPACES = ("twilio", "twilio-status", "mail", "review", "import", "whatsapp", "whatsapp-status",
-                 "whatsapp-pref")
+                 "whatsapp-pref", "sendgrid-event", "mailgun-event")
 # Who a message was sent to, as a provider names it, so the configuration can bind it to a
-# channel: our number (E.164), a Twilio Messaging Service SID, a WhatsApp Cloud phone number id.
-IDENTITY_KINDS = ("number", "messaging_service", "phone_number_id")
+# channel: our number (E.164), a Twilio Messaging Service SID, a WhatsApp Cloud phone number id,
+# a SendGrid unsubscribe group (ASM group id) an e-mail was sent with.
+IDENTITY_KINDS = ("number", "messaging_service", "phone_number_id", "asm_group_id")
 
 
 def dedupe_key(namespace: str, provider_id: str | None) -> str | None:
@@ -89,8 +93,14 @@ class StatusReport:
 
 @dataclass(frozen=True)
 class PreferenceChange:
-    """The contact changed its marketing preference in the provider's own settings
-    (WhatsApp "Offers and announcements"): an opt-out or opt-in, source ``provider``, no reply."""
+    """A provider tells us the contact changed its marketing preference, with no message to
+    match and nothing to answer: an opt-out or opt-in of the channel.
+
+    ``source`` ``provider``: the contact acted in the provider's own settings or links
+    (WhatsApp "Offers and announcements", SendGrid and Mailgun unsubscribes and groups);
+    ``complaint``: the recipient reported the message as spam. ``campaign``: the campaign the
+    provider says the message belonged to (SendGrid custom args, Mailgun user-variables), as
+    sent: the core checks it before it attributes anything to it."""
 
     channel_type: str
     address: str
@@ -101,6 +111,28 @@ class PreferenceChange:
     at: datetime = field(default_factory=utcnow)
     id_namespace: str = "whatsapp-pref"
     match_kind: str = "provider_settings"
+    source: str = "provider"
+    campaign: str | None = None
+    message_id: str | None = None  # the provider's id of the event, shown in the history
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An item of a provider's batch that was not recorded, and why (logged; the rest is recorded)."""
+
+    where: str
+    why: str
+
+
+@dataclass(frozen=True)
+class PreferenceBatch:
+    """What one request of an e-mail provider's event webhook says: the changes to record, the
+    items that could not be read, and how many events were of kinds unsub does not act on
+    (delivered, opened, bounced, ...: accepted and ignored)."""
+
+    items: list[PreferenceChange] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    ignored: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,6 +166,10 @@ class ConsentEvent:
     # Internal idempotency key (``dedupe_key(namespace, id)``): a second event with the
     # same key records nothing. None: never a duplicate (admin changes, pages).
     dedupe_key: str | None = None
+    # The campaign the event itself names (an e-mail provider's complaint or unsubscribe
+    # carries it). It wins over the guess from delivered campaign messages (statistics,
+    # consent webhooks); None: attributed by that guess, if at all.
+    campaign: str | None = None
 
 
 @dataclass(frozen=True)
@@ -311,6 +347,8 @@ class RawStats:
     feedback: list[Feedback]  # newest first, bounded
     feedback_total: int
     review_open: int
+    # (campaign, channel, addresses with a spam complaint attributed to it), like the opt-outs above
+    complaints: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 # -- the outbox: consent webhooks (and, later, provider replies and forwards) ------------------

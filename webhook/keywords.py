@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
@@ -72,6 +72,7 @@ def _already(word: str, path: str) -> str:
 LanguageCode = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 MessagingServiceSid = re.compile(r"^MG[0-9a-fA-F]{32}$")
 PhoneNumberId = re.compile(r"[0-9]{1,30}")
+AsmGroupId = re.compile(r"[1-9][0-9]{0,17}")  # SendGrid's unsubscribe group ids are positive integers
 
 
 class _Model(BaseModel):
@@ -121,6 +122,9 @@ class ChannelModel(_Model):
     phone_number_ids: list[StrictStr] = Field(default_factory=list, max_length=1000)
     # Forward inbound Twilio messages to the business's existing webhook, re-signed.
     forward: ForwardModel | None = None
+    # SendGrid: the unsubscribe groups (asm_group_id) whose events change this e-mail channel.
+    # Numbers as YAML writes them (12345), or the same digits quoted.
+    asm_group_ids: list[StrictInt | StrictStr] = Field(default_factory=list, max_length=1000)
     opt_out: OptOutSection
     opt_in: IntentSection = Field(default_factory=IntentSection)
     help: IntentSection = Field(default_factory=IntentSection)
@@ -179,6 +183,7 @@ class Channel:
     phone_number_ids: frozenset[str] = frozenset()
     forward: ForwardModel | None = None
     revocation_scope: str = DEFAULT_SCOPE
+    asm_group_ids: frozenset[str] = frozenset()
 
     def reply(self, intent: str, language: str) -> str | None:
         return self.replies.get((intent, language)) or self.replies.get((intent, self.languages[0]))
@@ -187,7 +192,8 @@ class Channel:
     def identities(self) -> list[tuple[str, str]]:
         """(kind, value) of every sender identity bound to this channel (domain.IDENTITY_KINDS)."""
         return ([("number", s) for s in sorted(self.senders)] + [("messaging_service", s) for s in sorted(self.messaging_services)]
-                + [("phone_number_id", s) for s in sorted(self.phone_number_ids)])
+                + [("phone_number_id", s) for s in sorted(self.phone_number_ids)]
+                + [("asm_group_id", s) for s in sorted(self.asm_group_ids, key=int)])
 
     def gates(self, category: str) -> bool:
         """True when an unsubscribed contact must not get a ``category`` message on this channel."""
@@ -219,8 +225,8 @@ class KeywordConfig:
 
         ``identities``: who the message was sent to, as the provider names it, most specific
         first (Twilio: our number, then the Messaging Service; WhatsApp Cloud: the phone number
-        id, then the number). The first one bound to a channel of the type wins, else the
-        default channel named after the type.
+        id, then the number; SendGrid: the unsubscribe group). The first one bound to a channel
+        of the type wins, else the default channel named after the type.
         """
         for kind, value in identities:
             name = self._bound.get((channel_type, kind, value))
@@ -265,6 +271,7 @@ def _compile_channel(name: str, ch: ChannelModel, model: DocumentModel) -> Chann
         phone_number_ids=frozenset(ch.phone_number_ids),
         forward=ch.forward,
         revocation_scope=ch.revocation_scope,
+        asm_group_ids=frozenset(str(group) for group in ch.asm_group_ids),
     )
 
 
@@ -350,6 +357,15 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
             other = bound_services.setdefault(("phone_number_id", number_id), name)
             if other != name:
                 add(f"{base}.phone_number_ids.{i}", f"{number_id} is already bound to channel {other!r}")
+        if ch.asm_group_ids and ch.type != "email":
+            add(f"{base}.asm_group_ids", "only e-mail channels are bound to SendGrid unsubscribe groups")
+        for i, group in enumerate(ch.asm_group_ids):
+            if not AsmGroupId.fullmatch(str(group)):
+                add(f"{base}.asm_group_ids.{i}", f"{group!r} is not a SendGrid unsubscribe group id (a positive number)")
+                continue
+            other = bound_services.setdefault(("asm_group_id", str(group)), name)
+            if other != name:
+                add(f"{base}.asm_group_ids.{i}", f"group {group} is already bound to channel {other!r}")
         for i, sender in enumerate(ch.senders):
             normal = _normal_sender(sender)
             if normal is None:

@@ -97,8 +97,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "MAILGUN_SIGNING_KEY",
-        "none: the Mailgun inbound-mail webhook refuses everything (403)",
-        "Mailgun's webhook signing key; checks the signature of `/webhooks/email/mailgun`.",
+        "none: both Mailgun routes refuse everything (403)",
+        "Mailgun's HTTP webhook signing key; checks the signatures of `/webhooks/email/mailgun` (inbound mail) and "
+        "`/webhooks/email/mailgun/events` (complaints and unsubscribes).",
+    ),
+    SettingSpec(
+        "SENDGRID_EVENT_PUBLIC_KEY",
+        "none: `/webhooks/email/sendgrid/events` refuses everything (403)",
+        "The Verification Key SendGrid shows for its Signed Event Webhook (base64); checks the ECDSA signature of "
+        "`/webhooks/email/sendgrid/events` (complaints and unsubscribes). A public key: not a secret.",
     ),
     SettingSpec(
         "DEFAULT_REGION",
@@ -163,6 +170,7 @@ class Settings:
     whatsapp_verify_token: str | None = None
     whatsapp_access_token: str | None = None
     whatsapp_api_url: str = DEFAULT_WHATSAPP_API_URL
+    sendgrid_event_public_key: str | None = None
     # Where generated local-development secrets live (None in production).
     instance_path: Path | None = None
 
@@ -244,6 +252,19 @@ def _check_api_url(value: str, allow_http: bool) -> str:
         return check_endpoint_url(value.rstrip("/"), allow_http)
     except ValueError as error:
         raise SettingsError(f"WHATSAPP_API_URL={value[:100]!r}: {error}") from None
+
+
+def _check_sendgrid_key(value: str) -> str:
+    from webhook.providers.sendgrid_events import InvalidKey, public_key
+
+    try:
+        public_key(value)
+    except InvalidKey as error:
+        raise SettingsError(
+            f"SENDGRID_EVENT_PUBLIC_KEY is {error}; paste the Verification Key SendGrid shows under Mail Settings, "
+            "Event Webhook, Signed Event Webhook (it starts with MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE)"
+        ) from None
+    return value.strip()
 
 
 def _check_flag(name: str, value: str) -> bool:
@@ -342,6 +363,8 @@ def from_env(
         whatsapp_verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
         whatsapp_access_token=env.get("WHATSAPP_ACCESS_TOKEN") or None,
         whatsapp_api_url=_check_api_url(env.get("WHATSAPP_API_URL") or DEFAULT_WHATSAPP_API_URL, allow_http),
+        sendgrid_event_public_key=_check_sendgrid_key(env["SENDGRID_EVENT_PUBLIC_KEY"])
+        if env.get("SENDGRID_EVENT_PUBLIC_KEY") else None,
         instance_path=instance_path,
     )
 

@@ -149,7 +149,8 @@ def test_campaigns_worst_first_with_ties_and_no_delivery_last():
     rates = {(r["campaign"], r["channel"]): r["opt_out_rate"] for r in rows}
     assert rates[("i", "sms")] == 0.333333 and rates[("f", "sms")] == 0.1 and rates[("a", "sms")] == 0.01
     assert rates[("g", "sms")] is None and rates[("c", "sms")] is None
-    assert rows[0] == {"campaign": "i", "channel": "sms", "delivered": 3, "opt_outs": 1, "opt_out_rate": 0.333333}
+    assert rows[0] == {"campaign": "i", "channel": "sms", "delivered": 3, "opt_outs": 1, "opt_out_rate": 0.333333,
+                       "complaints": 0, "complaint_rate": 0.0, "complaint_level": "ok"}
 
 
 def test_totals_channels_and_days():
@@ -158,7 +159,7 @@ def test_totals_channels_and_days():
         ("2026-03-02", "sms", "opt_out", 5), ("2026-03-02", "sms", "opt_in", 1),
     ]
     doc = report(daily=daily, feedback_total=7, review_open=2)
-    assert doc["totals"] == {"opt_outs": 10, "opt_ins": 1, "feedback": 7, "review_open": 2}
+    assert doc["totals"] == {"opt_outs": 10, "opt_ins": 1, "feedback": 7, "review_open": 2, "complaints": 0}
     assert doc["channels"] == [
         {"channel": "sms", "opt_outs": 8, "opt_ins": 1}, {"channel": "whatsapp", "opt_outs": 2, "opt_ins": 0},
     ]
@@ -218,9 +219,32 @@ def test_window_hours_and_period():
 
 def test_an_empty_period():
     doc = report()
-    assert doc["totals"] == {"opt_outs": 0, "opt_ins": 0, "feedback": 0, "review_open": 0}
+    assert doc["totals"] == {"opt_outs": 0, "opt_ins": 0, "feedback": 0, "review_open": 0, "complaints": 0}
     assert doc["channels"] == doc["daily"] == doc["campaigns"] == doc["keywords"] == doc["languages"] == doc["kinds"] == []
     assert doc["reasons"] == {"total": 0, "categories": [], "recent": []}
+
+
+@pytest.mark.parametrize("complaints,delivered,level", [
+    (0, 1000, "ok"), (9, 10_000, "ok"), (10, 10_000, "warning"), (29, 10_000, "warning"), (30, 10_000, "over_limit"),
+    (1, 1, "over_limit"), (1, 333, "over_limit"), (1, 334, "warning"), (1, 999, "warning"), (1, 1000, "warning"), (1, 1001, "ok"), (3, 1000, "over_limit"),
+    (0, 0, None), (2, 0, None),
+])
+def test_complaint_levels_against_the_01_and_03_percent_thresholds(complaints, delivered, level):
+    (row,) = report(campaigns=[("spring", "email", delivered, complaints)], complaints=[("spring", "email", complaints)])["campaigns"]
+    assert (row["complaints"], row["complaint_level"]) == (complaints, level)
+    assert row["complaint_rate"] == (round(complaints / delivered, 6) if delivered else None)
+
+
+def test_complaints_sit_beside_the_opt_outs_of_their_campaign_and_in_the_totals():
+    doc = report(campaigns=[("spring", "email", 2000, 9), ("spring", "sms", 500, 2), ("summer", "email", 0, 4)],
+                 complaints=[("spring", "email", 7), ("summer", "email", 3)], kinds=[("complaint", 11), ("keyword", 4)])
+    rows = {(r["campaign"], r["channel"]): r for r in doc["campaigns"]}
+    assert (rows[("spring", "email")]["complaints"], rows[("spring", "email")]["complaint_rate"]) == (7, 0.0035)
+    assert rows[("spring", "email")]["complaint_level"] == "over_limit"
+    assert (rows[("spring", "sms")]["complaints"], rows[("spring", "sms")]["complaint_level"]) == (0, "ok")
+    assert (rows[("summer", "email")]["complaints"], rows[("summer", "email")]["complaint_rate"]) == (3, None)
+    assert doc["totals"]["complaints"] == 11
+    assert doc["complaint_thresholds"] == {"warning": 0.001, "limit": 0.003}
 
 
 # -- a property ---------------------------------------------------------------------------

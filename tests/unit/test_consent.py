@@ -139,6 +139,48 @@ def test_a_marketing_preference_changed_in_the_providers_settings_is_recorded_on
     assert status(store, "sms") == "unknown"
 
 
+def email_change(**fields) -> PreferenceChange:
+    values = dict(channel_type="email", address="bob@example.com", action="opt_out", key="sg1", id_namespace="sendgrid-event",
+                  match_kind="sendgrid_spamreport", source="complaint", campaign="spring-sale", message_id="sg1")
+    return PreferenceChange(**{**values, **fields})
+
+
+def test_a_spam_complaint_opts_out_of_email_with_source_complaint_and_its_campaign(store):
+    first = consent.handle_preference(email_change(), CONFIG, store)
+    assert first.created and first.status == "unsubscribed"
+    (event,) = store.events
+    assert (event.channel, event.source, event.match_kind, event.campaign, event.message_id, event.dedupe_key) == (
+        "email", "complaint", "sendgrid_spamreport", "spring-sale", "sg1", "sendgrid-event:sg1")
+    assert not consent.handle_preference(email_change(), CONFIG, store).created  # SendGrid redelivers: once
+    # The same id from the other provider is another event (namespaces never collide).
+    assert consent.handle_preference(email_change(id_namespace="mailgun-event"), CONFIG, store).created
+
+
+def test_a_campaign_is_kept_only_for_opt_outs_and_only_when_the_api_could_name_it(store):
+    for n, campaign in enumerate(["x" * 101, "a/b", " padded", "tab\there", ""]):
+        consent.handle_preference(email_change(key=f"k{n}", campaign=campaign), CONFIG, store)
+    consent.handle_preference(email_change(key="in", action="opt_in", source="provider", campaign="spring-sale"), CONFIG, store)
+    assert [e.campaign for e in store.events] == [None] * 6
+    assert [e.action for e in store.events][-1] == "opt_in"  # still recorded, without a campaign
+
+
+def test_a_group_event_changes_the_channel_bound_to_its_group(store):
+    document = copy.deepcopy(CONFIG.document)
+    brand_b = copy.deepcopy(document["channels"]["email"])
+    brand_b["asm_group_ids"] = [42]
+    document["channels"]["brand-b-mail"] = brand_b
+    config = parse_document(document)
+    consent.handle_preference(email_change(key="g", identities=(("asm_group_id", "42"),)), config, store)
+    consent.handle_preference(email_change(key="u", identities=(("asm_group_id", "43"),)), config, store)
+    assert [(e.channel, e.dedupe_key) for e in store.events] == [("brand-b-mail", "sendgrid-event:g"), ("email", "sendgrid-event:u")]
+
+
+def test_only_provider_and_complaint_are_a_providers_sources(store):
+    with pytest.raises(ValueError):
+        consent.handle_preference(email_change(source="admin"), CONFIG, store)
+    assert store.events == []
+
+
 def test_an_older_event_never_overrides_a_newer_status(store):
     now = utcnow()
     consent.handle_inbound(inbound("STOP", sid="SMnew", received_at=now), CONFIG, store)

@@ -141,6 +141,29 @@ def test_whatsapp_cloud_phone_number_ids_bind_whatsapp_channels_only():
     assert "already bound to channel 'whatsapp'" in found["channels.brand-b-wa.phone_number_ids.0"]
 
 
+def test_sendgrid_asm_group_ids_bind_email_channels_only():
+    d = doc()
+    brand_b = copy.deepcopy(d["channels"]["email"])
+    brand_b["asm_group_ids"] = [12345, "678"]  # YAML reads 12345 as a number; quoted digits too
+    d["channels"]["brand-b-mail"] = brand_b
+    config = parse_document(d)
+    assert config.channels["brand-b-mail"].identities == [("asm_group_id", "678"), ("asm_group_id", "12345")]
+    assert config.channel_for("email", [("asm_group_id", "12345")]).name == "brand-b-mail"
+    assert config.channel_for("email", [("asm_group_id", "678")]).name == "brand-b-mail"
+    assert config.channel_for("email", [("asm_group_id", "999")]).name == "email"  # an unbound group: the default
+    assert config.channel_for("email", []).name == "email"
+    assert config.channel_for("sms", [("asm_group_id", "12345")]).name == "sms"  # kinds and types do not mix
+    d["channels"]["sms"]["asm_group_ids"] = [1]
+    d["channels"]["email"]["asm_group_ids"] = ["12345", 0, "12x", -4]
+    found = dict(problems(d))
+    assert "only e-mail channels" in found["channels.sms.asm_group_ids"]
+    assert "already bound to channel 'email'" in found["channels.brand-b-mail.asm_group_ids.0"]
+    for bad in (1, 2, 3):
+        assert "not a SendGrid unsubscribe group id" in found[f"channels.email.asm_group_ids.{bad}"]
+    d["channels"]["email"]["asm_group_ids"] = [True]  # YAML's yes is not a group
+    assert any(path.startswith("channels.email.asm_group_ids.0") for path, _ in problems(d))
+
+
 def test_yaml_errors_name_the_line():
     with pytest.raises(KeywordConfigError) as caught:
         parse_yaml("brand: x\nchannels: [\n", "k.yaml")

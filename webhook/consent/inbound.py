@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from webhook.analytics import reason_in
+from webhook.consent.campaigns import check_campaign_id
 from webhook.consent.changes import record_change, safe_text
 from webhook.consent.contacts import AddressHash, erased
 from webhook.domain import (
@@ -231,15 +232,38 @@ def handle_status(report: StatusReport, config: KeywordConfig, store: Store, has
     return StatusOutcome(channel.name, recorded, moved)
 
 
+# What a provider may report without a message: the contact acted in the provider's own
+# settings or links, or reported the message as spam.
+PREFERENCE_SOURCES = ("provider", "complaint")
+
+
 def handle_preference(change: PreferenceChange, config: KeywordConfig, store: Store) -> Recorded:
-    """The contact switched marketing off (or on again) in the provider's own settings: an
-    opt-out or opt-in of that channel, source ``provider``, and no reply (they acted there)."""
+    """A provider says the contact switched marketing off or on again (WhatsApp settings,
+    SendGrid and Mailgun unsubscribes and groups: source ``provider``) or reported a message
+    as spam (source ``complaint``, always an opt-out): an opt-out or opt-in of the channel the
+    provider's identities bind, recorded once per provider key, and no reply (they acted
+    there, or on a message they never want to hear about again)."""
+    if change.source not in PREFERENCE_SOURCES:
+        raise ValueError(f"a provider's preference change has source provider or complaint, not {change.source!r}")
     channel = config.channel_for(change.channel_type, change.identities)
     return record_change(store, ConsentEvent(
-        channel=channel.name, address=change.address, action=change.action, source="provider",
+        channel=channel.name, address=change.address, action=change.action, source=change.source,
         occurred_at=change.at, match_kind=change.match_kind, dedupe_key=dedupe_key(change.id_namespace, change.key),
-        config_version=config.version, reason=safe_text(change.detail, 500) if change.detail else None,
+        message_id=safe_text(change.message_id, 250), config_version=config.version,
+        reason=safe_text(change.detail, 500) if change.detail else None, campaign=named_campaign(change),
     ))
+
+
+def named_campaign(change: PreferenceChange) -> str | None:
+    """The campaign the provider names for an opt-out, when it is a campaign id the API could
+    name too (``check_campaign_id``); otherwise none, and the opt-out is still recorded.
+    Only opt-outs are attributed: a re-subscription is not a campaign's doing."""
+    if change.action != "opt_out" or change.campaign is None:
+        return None
+    try:
+        return check_campaign_id(change.campaign)
+    except ValueError:
+        return None
 
 
 def handle_inbound_mail(mail: InboundMail, config: KeywordConfig, store: Store) -> Match | None:

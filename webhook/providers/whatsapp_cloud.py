@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from webhook.addresses import normalise_phone
-from webhook.domain import InboundMessage, PreferenceChange, StatusReport, utcnow
+from webhook.domain import InboundMessage, PreferenceChange, Skipped, StatusReport, utcnow
 
 PROVIDER = "whatsapp_cloud"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -55,14 +55,6 @@ def handshake(args: Mapping[str, str], verify_token: str | None) -> str | None:
     if not verify_token or args.get("hub.mode") != "subscribe" or not _CHALLENGE.fullmatch(challenge):
         return None
     return challenge if hmac.compare_digest(token.encode("utf-8"), verify_token.encode("utf-8")) else None
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """An item of a batch that was not recorded, and why (logged; the rest is recorded)."""
-
-    where: str
-    why: str
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,11 @@ class Store(Protocol):
         """Add events copied from another database (copy-db) under their own ids, times and
         keys; statuses follow; nothing is announced. Returns how many were added."""
 
+    def remember_token(self, namespace: str, token: str, expires_at: datetime) -> bool:
+        """Remember a signed request's token until ``expires_at``: True the first time, False when
+        it was seen before (a replay). Atomic, so of two requests racing with one token one
+        wins; tokens past their expiry are pruned (webhook/store/seen_tokens.py)."""
+
     # -- the outbox (webhook/store/*_outbox.py) -------------------------------------------
 
     def create_endpoint(self, url: str, description: str, secret: str) -> Endpoint: ...
@@ -260,7 +265,7 @@ class Store(Protocol):
 
 EVENT_COLUMNS = (
     "id, channel, address, action, source, keyword, language, match_kind, raw_text, "
-    "message_id, config_version, reason, occurred_at, recorded_at, dedupe_key"
+    "message_id, config_version, reason, occurred_at, recorded_at, dedupe_key, campaign"
 )
 # Larger numbers cannot exist and do not fit a 64-bit integer column: no such version.
 MAX_VERSION_NUMBER = 2**63 - 1
@@ -312,6 +317,8 @@ COPY_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[str], f
         ("id", "outbox_id", "attempted_at", "worker", "status_code", "duration_ms", "response_excerpt", "error"),
         ("id",), frozenset({"attempted_at"}), frozenset(),
     ),
+    # Signed-request tokens already used (Mailgun): a move must not open a replay window again.
+    "seen_tokens": (("namespace", "token", "expires_at"), ("namespace", "token"), frozenset({"expires_at"}), frozenset()),
 }
 # Ids the database hands out (kept as they were; later rows get ids after them).
 IDENTITY_TABLES = frozenset({"keyword_versions", "feedback", "review_items", "webhook_endpoints", "outbox",
@@ -356,6 +363,25 @@ class ScopeCache:
         return [scope for number in versions for scope in known[number] or ()]
 
 
+def campaign_counts(sent: Iterable[tuple[str, str, int]], attributed: Iterable[tuple[str, str, int, int]],
+                    ) -> tuple[list[tuple[str, str, int, int]], list[tuple[str, str, int]]]:
+    """RawStats' ``campaigns`` and ``complaints`` from the two statistics queries of a backend.
+
+    ``sent``: (campaign, channel, delivered) of the campaigns sent in the period;
+    ``attributed``: (campaign, channel, opt-outs, complaints) attributed to campaigns. A
+    campaign that only a provider's event names (unsub has no send of it) still gets a row,
+    with nothing delivered: its complaints are worth seeing even without a rate.
+    """
+    counts = {(campaign, channel): (outs, complaints) for campaign, channel, outs, complaints in attributed}
+    campaigns = [(campaign, channel, delivered, counts.get((campaign, channel), (0, 0))[0])
+                 for campaign, channel, delivered in sent]
+    listed = {(campaign, channel) for campaign, channel, _, _ in campaigns}
+    campaigns += [(campaign, channel, 0, outs) for (campaign, channel), (outs, _) in sorted(counts.items())
+                  if (campaign, channel) not in listed]
+    complaints = [(campaign, channel, found) for (campaign, channel), (_, found) in sorted(counts.items()) if found]
+    return campaigns, complaints
+
+
 def event_from_row(row: Mapping[str, Any], when: Callable[[Any], datetime]) -> ConsentEvent:
     """A consent_events row as a value; ``when`` reads the backend's time column."""
     return ConsentEvent(
@@ -363,6 +389,7 @@ def event_from_row(row: Mapping[str, Any], when: Callable[[Any], datetime]) -> C
         keyword=row["keyword"], language=row["language"], match_kind=row["match_kind"], raw_text=row["raw_text"],
         message_id=row["message_id"], config_version=row["config_version"], reason=row["reason"],
         occurred_at=when(row["occurred_at"]), recorded_at=when(row["recorded_at"]), dedupe_key=row["dedupe_key"],
+        campaign=row["campaign"],
     )
 
 

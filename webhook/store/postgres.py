@@ -58,6 +58,7 @@ from webhook.store import (
     ErasureKeyMismatch,
     ScopeCache,
     StoreUnavailable,
+    campaign_counts,
     event_from_row,
     feedback_from_row,
     key_fingerprint,
@@ -66,6 +67,7 @@ from webhook.store import (
     version_from_row,
 )
 from webhook.store.postgres_outbox import PostgresOutbox, queue_erased_deliveries
+from webhook.store.seen_tokens import PostgresSeenTokens
 
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
@@ -211,7 +213,7 @@ def _configure(conn: psycopg.Connection) -> None:
     conn.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
 
 
-class PostgresStore(PostgresOutbox):
+class PostgresStore(PostgresOutbox, PostgresSeenTokens):
     kind = "postgresql"
 
     def __init__(self, database_url: str) -> None:
@@ -350,14 +352,15 @@ class PostgresStore(PostgresOutbox):
                 for event in events:
                     row = conn.execute(
                         "INSERT INTO consent_events (id, channel, address, action, source, keyword, language, match_kind, "
-                        "raw_text, message_id, dedupe_key, config_version, reason, occurred_at, recorded_at) "
-                        "OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                        "raw_text, message_id, dedupe_key, config_version, reason, occurred_at, recorded_at, campaign) "
+                        "OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                         "ON CONFLICT DO NOTHING RETURNING id",
                         (event.id, _clean(event.channel), _clean(event.address), event.action, _clean(event.source),
                          _clean(event.keyword), _clean(event.language), _clean(event.match_kind), _clean(event.raw_text),
                          _clean(event.message_id), _clean(event.dedupe_key), _clean(event.config_version),
                          _clean(event.reason), _utc(event.occurred_at),
-                         _utc(event.recorded_at) if event.recorded_at else _utc(event.occurred_at)),
+                         _utc(event.recorded_at) if event.recorded_at else _utc(event.occurred_at),
+                         _clean(event.campaign)),
                     ).fetchone()
                     if row is None:
                         continue
@@ -800,16 +803,29 @@ class PostgresStore(PostgresOutbox):
                 "SELECT campaign, channel, count(delivered_at) AS delivered FROM campaign_messages "
                 f"WHERE sent_at >= %(since)s AND sent_at < %(until)s AND {by_channel} GROUP BY 1, 2", p,
             ).fetchall()
+            # An opt-out counts against the campaign it names (an e-mail provider's complaint),
+            # else against the latest campaign message delivered within the window before it. A
+            # named campaign belongs to the periods it was sent in, or, when unsub knows no send
+            # of it at all, to the period of the opt-out. Complaints: opt-outs with source complaint.
             attributed = conn.execute(
-                "SELECT m.campaign, m.channel, count(DISTINCT m.address) AS n FROM consent_events e "
-                "CROSS JOIN LATERAL (SELECT c.campaign, c.channel, c.address, c.sent_at FROM campaign_messages c "
-                "  WHERE c.channel = e.channel AND c.address = e.address AND c.delivered_at IS NOT NULL "
-                "  AND c.delivered_at <= e.occurred_at AND c.delivered_at >= e.occurred_at - %(window)s "
-                "  ORDER BY c.delivered_at DESC, c.message_id DESC LIMIT 1) m "
-                "WHERE e.action = 'opt_out' AND e.source <> 'import' "
-                "AND e.occurred_at >= %(since)s AND e.occurred_at < %(late_until)s "
-                f"AND {CHANNEL_FILTER.format(column='e.channel')} "
-                "AND m.sent_at >= %(since)s AND m.sent_at < %(until)s GROUP BY 1, 2", p,
+                "WITH outs AS (SELECT e.channel, e.address, e.source, e.occurred_at, e.campaign AS named, m.campaign, "
+                " m.sent_at FROM consent_events e "
+                " LEFT JOIN LATERAL (SELECT c.campaign, c.sent_at FROM campaign_messages c "
+                "  WHERE e.campaign IS NULL AND c.channel = e.channel AND c.address = e.address "
+                "  AND c.delivered_at IS NOT NULL AND c.delivered_at <= e.occurred_at "
+                "  AND c.delivered_at >= e.occurred_at - %(window)s "
+                "  ORDER BY c.delivered_at DESC, c.message_id DESC LIMIT 1) m ON true "
+                " WHERE e.action = 'opt_out' AND e.source <> 'import' "
+                " AND e.occurred_at >= %(since)s AND e.occurred_at < %(late_until)s "
+                f" AND {CHANNEL_FILTER.format(column='e.channel')}), "
+                "attributed AS (SELECT campaign, channel, address, source FROM outs "
+                " WHERE sent_at >= %(since)s AND sent_at < %(until)s "
+                " UNION ALL SELECT named, channel, address, source FROM outs WHERE named IS NOT NULL "
+                " AND (EXISTS (SELECT 1 FROM campaign_messages c WHERE c.campaign = outs.named AND c.channel = outs.channel "
+                "  AND c.sent_at >= %(since)s AND c.sent_at < %(until)s) OR (outs.occurred_at < %(until)s AND NOT EXISTS "
+                "  (SELECT 1 FROM campaign_messages c WHERE c.campaign = outs.named AND c.channel = outs.channel)))) "
+                "SELECT campaign, channel, count(DISTINCT address) AS n, "
+                "count(DISTINCT address) FILTER (WHERE source = 'complaint') AS complaints FROM attributed GROUP BY 1, 2", p,
             ).fetchall()
             keywords = conn.execute(
                 f"SELECT keyword, language, count(*) AS n FROM consent_events WHERE action = 'opt_out' AND {in_period} "
@@ -833,16 +849,19 @@ class PostgresStore(PostgresOutbox):
                 f"SELECT count(*) AS n FROM review_items WHERE status = 'open' AND {by_channel}", p
             ).fetchone()
         assert feedback_total is not None and review_open is not None
-        outs = {(row["campaign"], row["channel"]): int(row["n"]) for row in attributed}
+        campaigns, complaints = campaign_counts(
+            [(row["campaign"], row["channel"], int(row["delivered"])) for row in sent],
+            [(row["campaign"], row["channel"], int(row["n"]), int(row["complaints"])) for row in attributed],
+        )
         return RawStats(
             daily=[(row["day"], row["channel"], row["action"], int(row["n"])) for row in daily],
-            campaigns=[(row["campaign"], row["channel"], int(row["delivered"]), outs.get((row["campaign"], row["channel"]), 0))
-                       for row in sent],
+            campaigns=campaigns,
             keywords=[(row["keyword"], row["language"], int(row["n"])) for row in keywords],
             kinds=[(row["kind"], int(row["n"])) for row in kinds],
             feedback=[feedback_from_row(row, _utc) for row in feedback],
             feedback_total=int(feedback_total["n"]),
             review_open=int(review_open["n"]),
+            complaints=complaints,
         )
 
     def ping(self) -> None:
@@ -865,19 +884,20 @@ class PostgresStore(PostgresOutbox):
 
 def _append(conn: psycopg.Connection[DictRow], event: ConsentEvent, recorded_at: datetime | None,
             only_if_changes: bool) -> Recorded:
-    """Record one event with ``unsub_append_event`` (migration 0006).
+    """Record one event with ``unsub_append_event`` (migration 0009).
 
     The function locks the channel and address until its transaction ends, so events for
     one address are recorded one at a time and the status always equals the latest event.
     """
     row = conn.execute(
         "SELECT out_added, out_status, out_previous, out_event_id, out_skipped FROM unsub_append_event("
-        "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             _clean(event.channel), _clean(event.address), _clean(event.action), _clean(event.source),
             _clean(event.keyword), _clean(event.language), _clean(event.match_kind), _clean(event.raw_text),
             _clean(event.message_id), _clean(event.dedupe_key), _clean(event.config_version), _clean(event.reason),
             _utc(event.occurred_at), _utc(recorded_at) if recorded_at else None, only_if_changes,
+            _clean(event.campaign),
         ),
     ).fetchone()
     assert row is not None

@@ -261,11 +261,12 @@ class PostgresOutbox:
             row = conn.execute(
                 "SELECT e.id, e.channel, e.address, e.action, e.source, e.keyword, e.language, e.match_kind, "
                 "e.occurred_at, e.recorded_at, coalesce(s.status, 'unknown') AS status, "
-                "CASE WHEN e.action = 'opt_out' AND e.source <> 'import' THEN "
+                # The campaign the event names (an e-mail provider's complaint) wins over the guess.
+                "coalesce(e.campaign, CASE WHEN e.action = 'opt_out' AND e.source <> 'import' THEN "
                 "(SELECT m.campaign FROM campaign_messages m WHERE m.channel = e.channel AND m.address = e.address "
                 " AND m.delivered_at IS NOT NULL AND m.delivered_at <= e.occurred_at "
                 " AND m.delivered_at >= e.occurred_at - %s ORDER BY m.delivered_at DESC, m.message_id DESC LIMIT 1) "
-                "END AS campaign FROM consent_events e "
+                "END) AS campaign FROM consent_events e "
                 "LEFT JOIN subscriptions s ON s.channel = e.channel AND s.address = e.address WHERE e.id = %s",
                 (window, event_id),
             ).fetchone()

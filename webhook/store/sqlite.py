@@ -54,6 +54,7 @@ from webhook.store import (
     ErasureKeyMismatch,
     ScopeCache,
     StoreUnavailable,
+    campaign_counts,
     event_from_row,
     feedback_from_row,
     key_fingerprint,
@@ -61,6 +62,7 @@ from webhook.store import (
     review_from_row,
     version_from_row,
 )
+from webhook.store.seen_tokens import SQLiteSeenTokens
 from webhook.store.sqlite_outbox import SQLiteOutbox, queue_consent_deliveries, queue_erased_deliveries
 from webhook.store.sqlite_times import from_text, to_text
 
@@ -103,7 +105,7 @@ def row_to_event(row: dict) -> ConsentEvent:
     return event_from_row(row, from_text)
 
 
-class SQLiteStore(SQLiteOutbox):
+class SQLiteStore(SQLiteOutbox, SQLiteSeenTokens):
     kind = "sqlite"
 
     def __init__(self, database_url: str) -> None:
@@ -605,19 +607,32 @@ class SQLiteStore(SQLiteOutbox):
             "WHERE sent_at >= ? AND sent_at < ? AND (? IS NULL OR channel = ?) GROUP BY 1, 2",
             (start, end, channel, channel),
         )
+        # An opt-out counts against the campaign it names (an e-mail provider's complaint), else
+        # against the latest campaign message delivered within the window before it. A named
+        # campaign belongs to the periods it was sent in, or, when unsub knows no send of it at
+        # all, to the period of the opt-out. Complaints are the opt-outs with source complaint.
         attributed = self._query(
-            "WITH outs AS (SELECT e.channel, e.address, (SELECT m.message_id FROM campaign_messages m "
+            "WITH outs AS (SELECT e.channel, e.address, e.source, e.occurred_at, e.campaign AS named, "
+            " CASE WHEN e.campaign IS NULL THEN (SELECT m.message_id FROM campaign_messages m "
             "  WHERE m.channel = e.channel AND m.address = e.address AND m.delivered_at IS NOT NULL "
             f"  AND m.delivered_at <= e.occurred_at AND m.delivered_at >= {WINDOW_START} "
-            "  ORDER BY m.delivered_at DESC, m.message_id DESC LIMIT 1) AS message_id "
+            "  ORDER BY m.delivered_at DESC, m.message_id DESC LIMIT 1) END AS message_id "
             " FROM consent_events e WHERE e.action = 'opt_out' AND e.source <> 'import' "
-            " AND e.occurred_at >= ? AND e.occurred_at < ? AND (? IS NULL OR e.channel = ?)) "
-            "SELECT m.campaign, m.channel, count(DISTINCT m.address) AS n FROM outs "
-            "JOIN campaign_messages m ON m.message_id = outs.message_id "
-            "WHERE m.sent_at >= ? AND m.sent_at < ? GROUP BY 1, 2",
-            (f"-{int(window.total_seconds())} seconds", start, late_end, channel, channel, start, end),
+            " AND e.occurred_at >= ? AND e.occurred_at < ? AND (? IS NULL OR e.channel = ?)), "
+            "attributed AS (SELECT m.campaign, m.channel, outs.address, outs.source FROM outs "
+            " JOIN campaign_messages m ON m.message_id = outs.message_id WHERE m.sent_at >= ? AND m.sent_at < ? "
+            " UNION ALL SELECT outs.named, outs.channel, outs.address, outs.source FROM outs WHERE outs.named IS NOT NULL "
+            " AND (EXISTS (SELECT 1 FROM campaign_messages c WHERE c.campaign = outs.named AND c.channel = outs.channel "
+            "  AND c.sent_at >= ? AND c.sent_at < ?) OR (outs.occurred_at < ? AND NOT EXISTS (SELECT 1 FROM "
+            "  campaign_messages c WHERE c.campaign = outs.named AND c.channel = outs.channel)))) "
+            "SELECT campaign, channel, count(DISTINCT address) AS n, "
+            "count(DISTINCT CASE WHEN source = 'complaint' THEN address END) AS complaints FROM attributed GROUP BY 1, 2",
+            (f"-{int(window.total_seconds())} seconds", start, late_end, channel, channel, start, end, start, end, end),
         )
-        outs = {(row["campaign"], row["channel"]): row["n"] for row in attributed}
+        campaigns, complaints = campaign_counts(
+            [(row["campaign"], row["channel"], row["delivered"]) for row in sent],
+            [(row["campaign"], row["channel"], row["n"], row["complaints"]) for row in attributed],
+        )
         keywords = self._query(
             "SELECT keyword, language, count(*) AS n FROM consent_events WHERE action = 'opt_out' "
             "AND occurred_at >= ? AND occurred_at < ? AND (? IS NULL OR channel = ?) AND keyword IS NOT NULL "
@@ -645,13 +660,13 @@ class SQLiteStore(SQLiteOutbox):
         )[0]["n"]
         return RawStats(
             daily=[(row["day"], row["channel"], row["action"], row["n"]) for row in daily],
-            campaigns=[(row["campaign"], row["channel"], row["delivered"], outs.get((row["campaign"], row["channel"]), 0))
-                       for row in sent],
+            campaigns=campaigns,
             keywords=[(row["keyword"], row["language"], row["n"]) for row in keywords],
             kinds=[(row["kind"], row["n"]) for row in kinds],
             feedback=[feedback_from_row(row, from_text) for row in feedback],
             feedback_total=feedback_total,
             review_open=review_open,
+            complaints=complaints,
         )
 
     def ping(self) -> None:
@@ -701,12 +716,12 @@ def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime
     occurred = to_text(event.occurred_at)
     cursor = conn.execute(
         "INSERT INTO consent_events (id, channel, address, action, source, keyword, language, "
-        "match_kind, raw_text, message_id, dedupe_key, config_version, reason, occurred_at, recorded_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+        "match_kind, raw_text, message_id, dedupe_key, config_version, reason, occurred_at, recorded_at, campaign) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
         (
             event.id if copy else None, event.channel, event.address, event.action, event.source, event.keyword,
             event.language, event.match_kind, event.raw_text, event.message_id, event.dedupe_key,
-            event.config_version, event.reason, occurred, to_text(recorded_at),
+            event.config_version, event.reason, occurred, to_text(recorded_at), event.campaign,
         ),
     )
     if cursor.rowcount != 1:

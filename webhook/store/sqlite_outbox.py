@@ -261,15 +261,16 @@ class SQLiteOutbox:
     def event_facts(self, event_id: int, window: timedelta) -> outbox.EventFacts | None:
         rows = self._query(
             "SELECT e.id, e.channel, e.address, e.action, e.source, e.keyword, e.language, e.match_kind, e.occurred_at, "
-            "e.recorded_at, coalesce(s.status, 'unknown') AS status FROM consent_events e "
+            "e.recorded_at, e.campaign, coalesce(s.status, 'unknown') AS status FROM consent_events e "
             "LEFT JOIN subscriptions s ON s.channel = e.channel AND s.address = e.address WHERE e.id = ?",
             (event_id,),
         )
         if not rows:
             return None
         row = rows[0]
-        campaign = None
-        if row["action"] == "opt_out" and row["source"] != "import":
+        # The campaign the event names (an e-mail provider's complaint) wins over the guess.
+        campaign = row["campaign"]
+        if campaign is None and row["action"] == "opt_out" and row["source"] != "import":
             found = self._query(
                 "SELECT campaign FROM campaign_messages WHERE channel = ? AND address = ? AND delivered_at IS NOT NULL "
                 "AND delivered_at <= ? AND delivered_at >= ? ORDER BY delivered_at DESC, message_id DESC LIMIT 1",

@@ -28,14 +28,14 @@ from webhook.web import services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 IDENTITY_WORDS = {"number": "number", "messaging_service": "Twilio Messaging Service",
-                  "phone_number_id": "WhatsApp Cloud phone number id"}
+                  "phone_number_id": "WhatsApp Cloud phone number id", "asm_group_id": "SendGrid unsubscribe group"}
 CHANNEL_TYPE_WORDS = {"sms": "SMS", "whatsapp": "WhatsApp", "email": "E-mail"}
 # The e-mail page's reason codes (webhook/web/email.py REASONS) and sources, in an admin's words.
 REASON_WORDS = {"too_many": "Too many e-mails", "not_relevant": "Not relevant", "never_signed_up": "Never signed up",
                 "other": "Other"}
 SOURCE_WORDS = {"keyword": "message", "carrier": "carrier block", "admin": "admin", "import": "imported list",
                 "one_click": "e-mail one-click", "page": "e-mail page", "inbound_mail": "e-mail reply",
-                "provider": "the provider's own settings"}
+                "provider": "the provider's own settings", "complaint": "spam complaint"}
 
 
 @bp.app_template_filter("channel_label")

@@ -25,11 +25,15 @@ KIND_LABELS = {
     "keyword": "keyword alone (STOP)", "first_word": "keyword first (STOP please)", "phrase": "phrase (please stop)",
     "emoji": "stop sign emoji", "provider": "Twilio's own opt-out", "carrier": "carrier or WhatsApp block (21610, 131050)",
     "whatsapp_settings": "WhatsApp settings (Offers and announcements)",
+    "complaint": "spam complaint (SendGrid, Mailgun)", "sendgrid_unsubscribe": "SendGrid unsubscribe",
+    "sendgrid_group_unsubscribe": "SendGrid unsubscribe group", "mailgun_unsubscribed": "Mailgun unsubscribe",
     "admin": "admin", "import": "imported list", "one_click": "e-mail one-click", "page": "e-mail page",
     "inbound_mail": "e-mail reply",
     "typo": "mistyped keyword (Sotp)", "stretched": "stretched keyword (Stooop)", "wrong_number": "wrong number",
 }
 REVIEW_PAGE = 50
+# How a campaign's complaint rate stands, in an admin's words (stats' complaint_level).
+COMPLAINT_WORDS = {"ok": "", "warning": "above 0.1 %", "over_limit": "0.3 % or more"}
 
 
 def _days(since: date, until: date) -> list[str]:
@@ -78,7 +82,7 @@ def dashboard():
     report = stats_report(since, until, channel)
     return render_template(
         "admin/dashboard.html", report=report, charts=_charts(report, since.date(), until.date()), days=days,
-        labels=LABELS, backlog=svc.store.outbox_backlog(),
+        labels=LABELS, complaint_words=COMPLAINT_WORDS, backlog=svc.store.outbox_backlog(),
         periods=PERIODS, channel=channel, channels=sorted(svc.config.channels), scope_short=SCOPE_SHORT,
     )
 

@@ -9,8 +9,9 @@ from flask import Blueprint, Response, abort, render_template, request
 from webhook import consent
 from webhook.email_tokens import read_token
 from webhook.gating import DEFAULT_SCOPE
-from webhook.providers import email_inbound
+from webhook.providers import email_inbound, mailgun_events
 from webhook.web import services
+from webhook.web.mailgun_events import first_use
 
 bp = Blueprint("email", __name__)
 LANGUAGES = ("en", "es", "fr")
@@ -220,8 +221,13 @@ def sendgrid_inbound(secret: str) -> Response:
 def mailgun_inbound() -> Response:
     """A Mailgun route forwarding mails here; its signature is checked with MAILGUN_SIGNING_KEY."""
     _allow_whole_mails()
-    if not email_inbound.mailgun_signature_ok(services().settings.mailgun_signing_key, request.form):
+    form = request.form
+    if not email_inbound.mailgun_signature_ok(services().settings.mailgun_signing_key, form):
         abort(403, description="invalid or missing Mailgun signature")
+    # The signature covers timestamp + token, not the mail: within its 12 hours a captured one
+    # could carry any sender. Each token is accepted once, on this route or the events route.
+    if not first_use(form["token"], mailgun_events.token_expiry(form["timestamp"])):
+        abort(403, description="this Mailgun signature was used before")
     try:
         mail = email_inbound.parse_mailgun(request.form)
     except email_inbound.MalformedMail as error:
