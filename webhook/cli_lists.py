@@ -13,10 +13,11 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, Iterator
 
 import click
 
+from webhook import audience_filter as audience_filter_loop
 from webhook import consent
 from webhook.addresses import normalise_address
 from webhook.analytics import build_report
@@ -31,7 +32,6 @@ from webhook.keywords import Channel, KeywordConfig, KeywordConfigError, load_fi
 from webhook.settings import SettingsError, check_window, load_local_secrets
 from webhook.store import Store, StoreUnavailable, erasure_key_matches, open_store
 
-CHUNK = 5000  # rows looked up in the database at once
 IMPORT_BATCH = 1000  # events per transaction
 CLOCK_SKEW = timedelta(minutes=5)  # dates this far ahead of our clock are still taken as now-ish
 
@@ -77,12 +77,19 @@ class LazyHasher:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._hash: consent.AddressHash | None = None
+        self._secret = ""
 
     def __call__(self, channel: str, address: str) -> str:
         return self.resolve()(channel, address)
 
     def resolve(self) -> consent.AddressHash:
         """The hash function; fails with a clear message when SECRET_KEY cannot be found."""
+        self.secret()
+        assert self._hash is not None
+        return self._hash
+
+    def secret(self) -> str:
+        """The key itself (for the audience filter's processes), checked as ``resolve`` does."""
         if self._hash is None:
             secret = os.environ.get("ERASURE_KEY") or os.environ.get("SECRET_KEY")
             if not secret and (Path("instance") / "secrets.env").is_file():
@@ -94,8 +101,8 @@ class LazyHasher:
             if not erasure_key_matches(self.store, hash_for):
                 _fail("ERASURE_KEY (or SECRET_KEY) is not the key this database's erased contacts were hashed "
                       "with; set it to the value the service runs with")
-            self._hash = hash_for
-        return self._hash
+            self._hash, self._secret = hash_for, secret
+        return self._secret
 
 
 class Progress:
@@ -112,7 +119,11 @@ class Progress:
 
     def update(self) -> None:
         if self.bar is not None:
-            position = self.raw.tell()
+            self.to(self.raw.tell())
+
+    def to(self, position: int) -> None:
+        """The bar at ``position`` bytes (the audience filter's processes report their sum)."""
+        if self.bar is not None and position > self.done:
             self.bar.update(position - self.done)
             self.done = position
 
@@ -173,14 +184,15 @@ def _moment(at_text: str | None) -> datetime:
     return moment
 
 
-def _writer(stack: ExitStack, path: str | None) -> Callable | None:
-    """``writerow`` of a CSV output (- or no path: stdout)."""
+def _output(stack: ExitStack, path: str | None) -> IO[str] | None:
+    """A CSV output stream (-: stdout), None without a path. Every CSV the product writes goes
+    through SafeWriter, so it is formula-safe."""
     if path is None:
         return None
     stream = open_output(path)
     if path != "-":
         stack.enter_context(stream)
-    return SafeWriter(stream).writerow  # every CSV the product writes is formula-safe
+    return stream
 
 
 def _chunks(rows: Iterator[list[str]], size: int) -> Iterator[list[list[str]]]:
@@ -220,54 +232,69 @@ def audience() -> None:
 @click.option("-o", "--output", default="-", show_default=True, help="Where sendable rows go.")
 @click.option("--suppressed", "suppressed_path", help="Write suppressed rows (unsubscribed) to this file.")
 @click.option("--invalid", "invalid_path", help="Write rows whose address is not valid to this file.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1),
+              help="Processes to filter with (default: the number of cores). A file of at least 4 MB a process "
+                   "is split; standard input is read by one.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def audience_filter(source: str, channel: str, category: str, column: str | None, region: str | None, output: str,
-                    suppressed_path: str | None, invalid_path: str | None, quiet: bool) -> None:
+                    suppressed_path: str | None, invalid_path: str | None, jobs: int | None, quiet: bool) -> None:
     """Split a CSV contact list into sendable, suppressed and invalid rows.
 
     Rows keep every column; the address column is rewritten in its normalised form
     (E.164 or lower-case e-mail) in sendable and suppressed rows, and left as written
     in invalid ones. The input is streamed, so memory does not grow with the file;
-    duplicate rows are kept as they are. A summary goes to stderr. Erased contacts are
+    duplicate rows are kept as they are; the output is the same whatever --jobs. A summary
+    goes to stderr. Erased contacts are
     recognised by their keyed hash: set ERASURE_KEY (else SECRET_KEY) as the service has it.
 
     Example: unsub audience filter --channel sms --category campaign contacts.csv > sendable.csv
     """
     region = _region(region)
     started = time.monotonic()
-    counts = {"sendable": 0, "suppressed": 0, "invalid": 0}
     with ExitStack() as stack:
         opened = _open_list(stack, source)
         store, config = stack.enter_context(_database(existing=True))
         target = _channel(config, channel)
         raw, layout, rows = _read_list(opened, target, column)
-        writers = {"sendable": _writer(stack, output), "suppressed": _writer(stack, suppressed_path),
-                   "invalid": _writer(stack, invalid_path)}
+        streams = {"sendable": _output(stack, output), "suppressed": _output(stack, suppressed_path),
+                   "invalid": _output(stack, invalid_path)}
+        writers = {kind: SafeWriter(stream).writerow if stream is not None else None for kind, stream in streams.items()}
         if layout.has_header:
             for write in writers.values():
                 if write is not None:
                     write(layout.header)
-        progress = Progress(raw, f"filtering {channel}", quiet)
-        stack.callback(progress.close)
         hasher = LazyHasher(store)
-        index = layout.address_index
-        for chunk in _chunks(rows, CHUNK):
-            normal = [normalise_address(target.type, row[index], region, strict=True) if len(row) > index else None
-                      for row in chunk]
-            blocked: set[str] = set()
-            if target.gates(category):
-                blocked = consent.suppressed_among(store, target.name, list({a for a in normal if a}), hasher)
-            for row, address in zip(chunk, normal, strict=True):
-                if address is None:
-                    kind = "invalid"
-                else:
-                    row[index] = address
-                    kind = "suppressed" if address in blocked else "sendable"
-                counts[kind] += 1
-                write = writers[kind]
-                if write is not None:
-                    write(row)
-            progress.update()
+        gated = target.gates(category)
+        spec = audience_filter_loop.Spec(
+            database_url=existing_database_url(database_url_from_env()), channel=target.name,
+            channel_type=target.type, gated=gated, index=layout.address_index, region=region,
+            dialect=audience_filter_loop.dialect_of(layout.dialect),
+            secret=hasher.secret() if gated and store.has_erasures(target.name) else None)
+        size = _size(raw) if source != "-" else 0
+        processes = audience_filter_loop.jobs_for(size, jobs or os.cpu_count() or 1)
+        counts = None
+        if processes > 1:
+            progress = Progress(raw, f"filtering {channel} ({processes} processes)", quiet)
+            try:
+                counts, done = audience_filter_loop.filter_in_parts(spec, source, processes, layout.has_header,
+                                                                    streams, progress.to)
+            except audience_filter_loop.FilterError as error:
+                _fail(str(error))
+            finally:
+                progress.close()
+            if not done:
+                counts = None
+                click.echo("the file could not be cut between rows (or a part failed): filtering it in one process",
+                           err=True)
+        if counts is None:
+            counts = dict.fromkeys(audience_filter_loop.KINDS, 0)
+            progress = Progress(raw, f"filtering {channel}", quiet)
+            stack.callback(progress.close)
+            try:
+                audience_filter_loop.filter_chunks(audience_filter_loop.chunked(rows), spec, store, hasher, writers,
+                                                   counts, progress.update)
+            except audience_filter_loop.FilterError as error:
+                _fail(str(error))
     total = sum(counts.values())
     click.echo(f"{total} rows: {counts['sendable']} sendable, {counts['suppressed']} suppressed, "
                f"{counts['invalid']} invalid ({time.monotonic() - started:.1f} s)", err=True)
@@ -354,8 +381,9 @@ def suppressions_export(channel: str, output: str, quiet: bool) -> None:
     """
     with _database(existing=True) as (store, config), ExitStack() as stack:
         target = _channel(config, channel)
-        write = _writer(stack, output)
-        assert write is not None
+        stream = _output(stack, output)
+        assert stream is not None
+        write = SafeWriter(stream).writerow
         write(["address", "channel", "unsubscribed_at", "source", "keyword"])
         total = store.suppression_count(target.name)
         bar = None
