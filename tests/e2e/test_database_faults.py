@@ -145,3 +145,36 @@ def test_sqlite_locked_longer_than_the_busy_timeout_gives_503_then_recovers(tmp_
     assert store.subscription("sms", ALICE) is None
     assert twilio.message("STOP", sender=ALICE).status_code == 200
     assert store.subscription("sms", ALICE).status == "unsubscribed"
+
+
+@pytest.mark.postgres
+def test_a_connection_killed_between_two_requests_costs_no_opt_out(request):
+    # A connection given back a moment ago is used again unchecked (one round trip fewer a
+    # request); if the server dropped it meanwhile, the STOP is written on a fresh one.
+    if not POSTGRES_URL:
+        pytest.skip("needs PostgreSQL (UNSUB_TEST_POSTGRES_URL)")
+    import psycopg
+
+    from tests.pg import fresh_database
+
+    url = fresh_database(request)
+    app = create_app(make_settings(url))
+    twilio = Twilio(app.test_client())
+    try:
+        for n in range(3):
+            assert twilio.message("STOP", sender=f"+1415555010{n}").status_code == 200
+            with psycopg.connect(url, autocommit=True) as admin:
+                killed = admin.execute(
+                    "SELECT count(*) AS n FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t").fetchone()
+            assert killed[0] >= 1
+            answer = twilio.message("STOP", sender=f"+1415555020{n}")
+            assert answer.status_code == 200, answer.data
+        check = open_store(url)
+        try:
+            for n in range(3):
+                assert check.subscription("sms", f"+1415555020{n}").status == "unsubscribed"
+        finally:
+            check.close()
+    finally:
+        app.extensions["unsub"].store.close()

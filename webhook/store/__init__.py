@@ -38,6 +38,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 class StoreUnavailable(Exception):
     """The database cannot take the change now (down, locked too long). Answer 503 and retry."""
 
+    connection_lost = False  # the connection used was found dead (PostgreSQL): nothing else known
+
 
 class ErasureKeyMismatch(Exception):
     """The erased-address hashes in this database were made with another key."""
