@@ -130,6 +130,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),  # how long a signed session cookie is accepted
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    from webhook.web import observe
+
+    observe.init_app(app, settings.metrics_token)  # first: every later hook's log lines carry the request id
     app.session_interface = AdminOnlySessions()
     app.extensions["unsub"] = Services(
         settings, store, keywords, SignatureChecker(settings.twilio_auth_token), address_hash

@@ -96,6 +96,11 @@ def serve(host: str, port: int) -> None:
     click.echo(f"instance folder {settings.instance_path}: local secrets (TWILIO_AUTH_TOKEN, ADMIN_TOKEN, SECRET_KEY) "
                f"in {settings.instance_path}/secrets.env")
     click.echo(f'try it:  unsub simulate "STOP" --url http://{host}:{port}/webhooks/twilio')
+    import logging
+
+    from webhook import logs
+
+    logs.configure(settings.log_format, logging.INFO, ("unsub", "werkzeug"))  # request lines masked too
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 
@@ -269,7 +274,11 @@ def simulate(text: str, provider: str, url: str | None, sender: str, to: str, wh
 @click.option("--lease", default=45, show_default=True, type=click.IntRange(5, 3600),
               help="Seconds a claimed delivery stays this worker's; a dead worker's claims are taken over after "
                    "it. Keep it above twice the 15 s delivery timeout (shorter: tests).")
-def worker(once: bool, lease: int) -> None:
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve this worker's metrics (unsub_deliveries_total, unsub_build_info) at /metrics on this port, "
+                   "behind the METRICS_TOKEN bearer token.")
+@click.option("--metrics-host", default="0.0.0.0", show_default=True, help="Address the --metrics-port server listens on.")
+def worker(once: bool, lease: int, metrics_port: int | None, metrics_host: str) -> None:
     """Deliver consent webhooks from the outbox (the Procfile's worker: process).
 
     Claims due deliveries, sends them signed (Standard Webhooks), records every attempt
@@ -289,7 +298,20 @@ def worker(once: bool, lease: int) -> None:
         settings = from_env(local=Path("instance/secrets.env").is_file())
     except SettingsError as error:
         _fail(error.message)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from webhook import __version__, logs, metrics
+
+    logs.configure(settings.log_format, logging.INFO)
+    metrics_server = None
+    if metrics_port is not None:
+        if not settings.metrics_token:
+            _fail("--metrics-port needs METRICS_TOKEN (the bearer token Prometheus presents, 16+ characters)")
+        # One process: its own figures, not a web process's multiprocess directory.
+        os.environ.pop(metrics.MULTIPROC_ENV, None)
+        metrics.enable()
+        try:
+            metrics_server = metrics.serve(metrics_host, metrics_port, settings.metrics_token or "", __version__)
+        except OSError as error:
+            _fail(f"--metrics-port {metrics_port}: cannot listen on {metrics_host}: {error.strerror or error}")
     try:
         check_reachable(settings.database_url, "DATABASE_URL")
         store = open_store(settings.database_url)
@@ -303,6 +325,8 @@ def worker(once: bool, lease: int) -> None:
     click.echo(f"unsub worker {runner.name}: database {database_location(settings.database_url)}", err=True)
     made = runner.run(once=once)
     store.close()
+    if metrics_server is not None:
+        metrics_server.shutdown()
     if once:
         click.echo(f"{made} delivery attempts", err=True)
 

@@ -19,7 +19,8 @@ from webhook.outbox import DEFAULT_RETRY_SCHEDULE, check_endpoint_url, parse_ret
 MIN_SECRET_LENGTH = 16
 # Generated for local development (`unsub serve`), so a newcomer can simulate both providers.
 SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "SECRET_KEY", "ADMIN_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN")
-OPTIONAL_SECRETS = ("SENDGRID_INBOUND_SECRET", "MAILGUN_SIGNING_KEY", "ERASURE_KEY", "WHATSAPP_ACCESS_TOKEN")
+OPTIONAL_SECRETS = ("SENDGRID_INBOUND_SECRET", "MAILGUN_SIGNING_KEY", "ERASURE_KEY", "WHATSAPP_ACCESS_TOKEN", "METRICS_TOKEN")
+LOG_FORMATS = ("text", "json")
 # A provider is configured by its secret; at least one must be.
 PROVIDER_SECRETS = ("TWILIO_AUTH_TOKEN", "WHATSAPP_APP_SECRET")
 DEFAULT_WHATSAPP_API_URL = "https://graph.facebook.com/v21.0"
@@ -137,6 +138,25 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "off",
         "`1` lets webhook endpoints use plain `http://` (local testing); otherwise only `https://`.",
     ),
+    SettingSpec(
+        "METRICS_TOKEN",
+        "none: `/metrics` does not exist (404) and nothing is counted",
+        "Bearer token Prometheus presents to `GET /metrics` (and to `unsub worker --metrics-port`); 16+ "
+        "characters. See Monitoring.",
+    ),
+    SettingSpec(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "a new temporary directory, removed at exit",
+        "Where the Procfile's web workers add up their metrics (with `METRICS_TOKEN`); emptied when the web "
+        "process starts. Give each web process its own.",
+    ),
+    SettingSpec(
+        "LOG_FORMAT",
+        "`text`",
+        "`json`: every log line (gunicorn's access and error logs, the app's, the worker's) is one JSON object "
+        "with `time`, `level`, `logger`, `message` (and `method`, `route`, `status`, `duration_ms`, `request_id` "
+        "for requests). Both formats are masked.",
+    ),
 )
 
 
@@ -171,6 +191,8 @@ class Settings:
     whatsapp_access_token: str | None = None
     whatsapp_api_url: str = DEFAULT_WHATSAPP_API_URL
     sendgrid_event_public_key: str | None = None
+    metrics_token: str | None = None
+    log_format: str = "text"
     # Where generated local-development secrets live (None in production).
     instance_path: Path | None = None
 
@@ -276,6 +298,13 @@ def _check_flag(name: str, value: str) -> bool:
     raise SettingsError(f"{name}={value[:40]!r} is not 1 or 0")
 
 
+def _check_log_format(value: str) -> str:
+    text = value.strip().lower()
+    if text not in LOG_FORMATS:
+        raise SettingsError(f"LOG_FORMAT={value[:40]!r} is not text or json")
+    return text
+
+
 def _check_region(value: str) -> str:
     import phonenumbers
 
@@ -365,6 +394,8 @@ def from_env(
         whatsapp_api_url=_check_api_url(env.get("WHATSAPP_API_URL") or DEFAULT_WHATSAPP_API_URL, allow_http),
         sendgrid_event_public_key=_check_sendgrid_key(env["SENDGRID_EVENT_PUBLIC_KEY"])
         if env.get("SENDGRID_EVENT_PUBLIC_KEY") else None,
+        metrics_token=env.get("METRICS_TOKEN") or None,
+        log_format=_check_log_format(env.get("LOG_FORMAT") or "text"),
         instance_path=instance_path,
     )
 

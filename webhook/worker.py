@@ -20,6 +20,7 @@ import signal
 import socket
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ from typing import Callable
 
 import urllib3
 
-from webhook import forwarding, outbox
+from webhook import forwarding, metrics, outbox
 from webhook.domain import AttemptResult, ClaimedDelivery, utcnow
 from webhook.providers import whatsapp_cloud
 from webhook.store import Store, StoreUnavailable
@@ -178,6 +179,7 @@ class Worker:
         while True:
             try:
                 self.store.finish_attempts(results)
+                metrics.count_deliveries(dict(Counter(r.outcome for r in results if r.outcome != "released")))
                 break
             except StoreUnavailable as error:
                 # The claims stay ours until the lease ends; if the database stays away the

@@ -38,7 +38,8 @@ def test_the_procfile_without_port_says_so_in_one_line(tmp_path, shell):
 def test_the_procfile_binds_port_and_keeps_its_flags(tmp_path):
     shown = subprocess.run(["sh", "-c", "echo " + WEB], env=environment(PORT="5123"), capture_output=True, text=True, timeout=30)
     assert shown.stdout.startswith("gunicorn --preload --bind 0.0.0.0:5123 --workers 2 --timeout 20 --graceful-timeout 20 "
-                                   "--access-logfile - --logger-class webhook.access_log.MaskingLogger webhook:create_app()")
+                                   "--access-logfile - --logger-class webhook.access_log.MaskingLogger --config python:webhook.gunicorn_conf "
+                                   "webhook:create_app()")
 
 
 DEAD_POSTGRES = "postgresql://postgres@127.0.0.1:1/x"  # nothing listens on port 1: refused at once

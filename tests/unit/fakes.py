@@ -36,8 +36,11 @@ class FakeStore:
             self.current[key] = Subscription(event.channel, event.address, STATUS_OF_ACTION[event.action], event.occurred_at)
         return Recorded(True, self.current[key].status, previous, None, stored.id)
 
-    def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False) -> int:
-        return sum(self.record(event, only_if_changes=only_if_changes).created for event in events)
+    def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False, on_added=None) -> int:
+        added = [event for event in events if self.record(event, only_if_changes=only_if_changes).created]
+        for event in added if on_added else ():
+            on_added(event)
+        return len(added)
 
     def iter_events(self, batch: int = 1000):
         for start in range(0, len(self.events), batch):

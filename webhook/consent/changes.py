@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from webhook import metrics
 from webhook.domain import ConsentEvent, Recorded
 from webhook.store import Store
 
@@ -42,6 +43,8 @@ def record_change(store: Store, event: ConsentEvent, *, only_if_changes: bool = 
     so recording nothing raises NotRecorded instead of passing for success.
     """
     recorded = store.record(event, only_if_changes=only_if_changes)
+    if recorded.created:  # committed: counted (unsub_consent_changes_total)
+        metrics.count_consent_change(event.channel, event.action, event.source)
     if required and not recorded.created:
         why = {"duplicate": "an event with the same id is already recorded",
                "unchanged": "the address already has that status"}.get(recorded.skipped or "", "unknown reason")
@@ -51,4 +54,8 @@ def record_change(store: Store, event: ConsentEvent, *, only_if_changes: bool = 
 
 def record_changes(store: Store, events: list[ConsentEvent], *, only_if_changes: bool = False) -> int:
     """Record events that arrived together (an imported list), in one transaction; how many were added."""
-    return store.import_events(events, only_if_changes=only_if_changes)
+    return store.import_events(events, only_if_changes=only_if_changes, on_added=_count)
+
+
+def _count(event: ConsentEvent) -> None:
+    metrics.count_consent_change(event.channel, event.action, event.source)

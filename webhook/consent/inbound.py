@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from webhook import metrics
 from webhook.analytics import reason_in
 from webhook.consent.campaigns import check_campaign_id
 from webhook.consent.changes import record_change, safe_text
@@ -144,6 +145,13 @@ def handle_inbound(msg: InboundMessage, config: KeywordConfig, store: Store) -> 
     Only the channel the message arrived on changes. The change is committed before this
     returns; a repeated message id records nothing new and gets the same reply.
     """
+    outcome = _handle_inbound(msg, config, store)
+    skipped = outcome.recorded.skipped if outcome.recorded is not None else None
+    metrics.count_inbound(msg.provider, outcome.channel, metrics.inbound_intent(outcome.intent, skipped))
+    return outcome
+
+
+def _handle_inbound(msg: InboundMessage, config: KeywordConfig, store: Store) -> Outcome:
     channel = config.channel_for(msg.channel_type, msg.identities)
     decision = decide(channel, msg.body, msg.button_payload, msg.provider_intent)
     found = decision.match

@@ -76,9 +76,11 @@ class Store(Protocol):
         Only ``consent.record_change`` calls this (one place records a change).
         """
 
-    def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False) -> int:
+    def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False,
+                      on_added: Callable[[ConsentEvent], None] | None = None) -> int:
         """Append events recorded elsewhere, times kept, in one transaction; repeats (and,
-        with ``only_if_changes``, events that change nothing) skipped. Returns how many were added."""
+        with ``only_if_changes``, events that change nothing) skipped. Returns how many were added;
+        ``on_added`` is called with each added event once the transaction is committed."""
 
     def iter_events(self, batch: int = 1000) -> Iterator[list[ConsentEvent]]:
         """Every event in the order it was recorded, in batches."""

@@ -366,18 +366,24 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
         return self._once_more_if_lost("record consent event",
                                        lambda conn: _append(conn, event, None, only_if_changes))
 
-    def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False) -> int:
+    def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False,
+                      on_added: Callable[[ConsentEvent], None] | None = None) -> int:
         """Append events recorded elsewhere (a copy or an import), in one transaction.
 
         Times are kept as they were; a repeated dedupe key is skipped; the status still
-        follows the latest event. Returns how many events were added.
+        follows the latest event. Returns how many events were added (``on_added`` is
+        called with each once committed).
         """
-        added = 0
+        added: list[ConsentEvent] = []
         with self._connection("import consent events") as conn:
             with conn.transaction():
                 for event in events:
-                    added += _append(conn, event, event.recorded_at, only_if_changes).created
-        return added
+                    if _append(conn, event, event.recorded_at, only_if_changes).created:
+                        added.append(event)
+        if on_added is not None:
+            for event in added:
+                on_added(event)
+        return len(added)
 
     def copy_events(self, events: list[ConsentEvent]) -> int:
         """Add events copied from another database (copy-db) under their own ids, times and keys;

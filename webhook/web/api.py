@@ -206,13 +206,9 @@ def _version_json(version, *, full: bool = False) -> dict:
 
 
 def _invalid_config(error: KeywordConfigError) -> Response:
-    response = jsonify({
-        "error": "invalid keyword configuration",
-        "message": f"{len(error.problems)} problem(s); the running version stays in force",
-        "errors": [p.as_dict() for p in error.problems],
-    })
-    response.status_code = 422
-    return response
+    return error_response(422, "invalid keyword configuration",
+                          f"{len(error.problems)} problem(s); the running version stays in force",
+                          errors=[p.as_dict() for p in error.problems])
 
 
 def _wants_yaml() -> bool:

@@ -6,7 +6,7 @@ import hmac
 
 from flask import Blueprint, Response, abort, render_template, request
 
-from webhook import consent
+from webhook import consent, metrics
 from webhook.email_tokens import read_token
 from webhook.gating import DEFAULT_SCOPE
 from webhook.providers import email_inbound, mailgun_events
@@ -192,9 +192,10 @@ def unsubscribe(token: str) -> Response:
     abort(400, description="unknown action; send List-Unsubscribe=One-Click, or use the page's buttons")
 
 
-def _record_mail(mail) -> Response:
+def _record_mail(mail, provider: str) -> Response:
     svc = services()
     found = consent.handle_inbound_mail(mail, svc.config, svc.store)
+    metrics.count_inbound(provider, "email", found.intent if found else "none")
     return Response(("unsubscribed\n" if found else "no unsubscribe request found\n"), mimetype="text/plain")
 
 
@@ -214,7 +215,7 @@ def sendgrid_inbound(secret: str) -> Response:
         mail = email_inbound.parse_sendgrid(request.form)
     except email_inbound.MalformedMail as error:
         abort(400, description=f"malformed inbound mail: {error}")
-    return _record_mail(mail)
+    return _record_mail(mail, "sendgrid")
 
 
 @bp.post("/webhooks/email/mailgun")
@@ -232,4 +233,4 @@ def mailgun_inbound() -> Response:
         mail = email_inbound.parse_mailgun(request.form)
     except email_inbound.MalformedMail as error:
         abort(400, description=f"malformed inbound mail: {error}")
-    return _record_mail(mail)
+    return _record_mail(mail, "mailgun")

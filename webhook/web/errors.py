@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from webhook.redact import mask_url
@@ -20,7 +20,8 @@ def wants_json() -> bool:
 
 def error_response(status: int, error: str, message: str, **extra: object) -> Response:
     if wants_json():
-        response = jsonify({"error": error, "message": message, **extra})
+        # The request id (also the X-Request-Id header) lets a support ticket be traced in the logs.
+        response = jsonify({"error": error, "message": message, **extra, "request_id": g.get("request_id")})
     else:
         response = Response(f"{message}\n", mimetype="text/plain")
     response.status_code = status

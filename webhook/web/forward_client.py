@@ -17,7 +17,7 @@ import time
 import urllib3
 from flask import Response
 
-from webhook import Services, forwarding
+from webhook import Services, forwarding, metrics
 from webhook.consent import Outcome
 from webhook.domain import ForwardRecord, InboundMessage
 from webhook.keywords import Channel
@@ -86,9 +86,11 @@ def _call(svc: Services, channel: Channel, message: InboundMessage, form: list[t
     if status is not None and 200 <= status < 300 and len(answer) <= forwarding.MAX_ANSWER_BYTES:
         record = ForwardRecord("answered", status, content_type, answer)
         svc.store.finish_forward(message.dedupe_key, record)
+        metrics.count_forward("answered")
         log.info("forwarded %s on %s: %s in %.0f ms", message.message_id, channel.name, status, elapsed * 1000)
         return _answer(record)
     svc.store.finish_forward(message.dedupe_key, ForwardRecord("failed", status, content_type, None))
+    metrics.count_forward("failed" if error is None else "unreachable")
     log.warning("forward of %s on %s failed (%s in %.0f ms): queued for the worker", message.message_id, channel.name,
                 error or f"HTTP {status}", elapsed * 1000)
     queue(svc, channel, message, form, intent)
