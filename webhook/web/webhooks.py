@@ -94,7 +94,8 @@ def kernel_queued_seconds(sock: object) -> float | None:
 
 def _shed_if_too_late() -> None:
     """503 for a request that already waited too long in front of the app: Twilio gives
-    up after 15 s, so an answer later than that is lost work; Twilio retries a 503.
+    up after 15 s, so an answer later than that is lost work; a 503 is retried when the URL
+    carries Twilio's retry policy (`#rc=3&rp=all`, README).
 
     The wait is the router's X-Request-Start when there is one (it includes the rest),
     else what the kernel says about the connection (a burst queued in the backlog)."""
