@@ -71,6 +71,8 @@ def test_keyword_edit_refuses_a_bad_edit_and_lists_the_errors(signed_in, twilio)
     response = signed_in.post("/admin/keywords/sms/en", data={**form, "csrf_token": token, "action": "save"})
     assert response.status_code == 422
     assert b"SMS channels must keep STOP" in response.data and b"400 characters" in response.data
+    beside = re.search(rb'<ul class="field-errors" id="opt_out_keywords-errors">(.*?)</ul>', response.data)
+    assert beside and b"must keep STOP as an opt-out keyword" in beside.group(1)
     assert b"unsubscribed" in twilio.message("STOP", sender=ALICE).data
 
 

@@ -72,6 +72,20 @@ def test_invalid_configuration_is_refused_with_every_error_and_the_old_one_keeps
     assert b"unsubscribed" in twilio.message("STOP", sender=ALICE).data
 
 
+@pytest.mark.parametrize("channel", ["whatsapp", "email", "sms"])
+def test_an_edit_that_drops_stop_is_refused_on_every_channel(client, admin_headers, current, twilio, channel):
+    document = copy.deepcopy(current()["document"])
+    for kind in ("keywords", "first_word"):
+        document["channels"][channel]["opt_out"][kind]["en"].remove("STOP")
+    response = client.put("/api/v1/keywords", json=document, headers=admin_headers)
+    assert response.status_code == 422
+    problems = {p["path"]: p["message"] for p in response.json["errors"]}
+    assert "must keep STOP as an opt-out keyword" in problems[f"channels.{channel}.opt_out.keywords"]
+    assert current()["version"] == 1
+    if channel != "email":
+        assert b"unsubscribed" in twilio.message("STOP", sender=ALICE, whatsapp=channel == "whatsapp").data
+
+
 def test_put_yaml_text(client, admin_headers):
     yaml_text = client.get("/api/v1/keywords", headers={**admin_headers, "Accept": "application/yaml"}).get_data(as_text=True)
     edited = yaml_text.replace('brand: "Example Co"', 'brand: "Acme"  # renamed')
@@ -141,3 +155,17 @@ def test_a_changed_file_at_deploy_becomes_a_new_version(settings, tmp_path):
     version = app.extensions["unsub"].keywords.version
     assert (version.number, version.source, app.extensions["unsub"].config.brand) == (2, "file", "Deployed Co")
     assert '-brand: "Example Co"' in version.diff
+
+
+def test_a_file_at_deploy_that_drops_a_required_keyword_is_refused(settings, tmp_path):
+    from webhook.settings import SettingsError
+
+    create_app(settings)
+    edited = tmp_path / "keywords.yaml"
+    text = settings.keywords_file.read_text(encoding="utf-8")
+    # The e-mail channel's opt-out keywords without QUIT.
+    head, _, tail = text.partition("  email:")
+    edited.write_text(head + "  email:" + tail.replace('"END", "QUIT", ', '"END", ', 1), encoding="utf-8")
+    with pytest.raises(SettingsError, match="channels.email.opt_out.keywords: E-mail channels must keep QUIT"):
+        create_app(settings.with_changes(keywords_file=edited))
+    assert create_app(settings).extensions["unsub"].keywords.version.number == 1

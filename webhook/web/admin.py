@@ -287,6 +287,8 @@ def _field_of(path: str, channel: str, language: str) -> str | None:
     if parts[:2] != ["channels", channel] or len(parts) < 4 or parts[2] not in INTENTS:
         return None
     intent, kind = parts[2], parts[3]
+    if kind == "keywords" and len(parts) == 4:
+        return f"{intent}_keywords"  # a rule on the whole channel (a required keyword): every language's page
     if kind == "reply":
         return f"{intent}_reply" if len(parts) == 4 or parts[4] == language else None
     if len(parts) < 5 or parts[4] != language:
