@@ -100,6 +100,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         key_fits = erasure_key_matches(store, address_hash)
     except StoreUnavailable as error:
         raise SettingsError(f"DATABASE_URL cannot be used: {error}") from None
+    except KeywordConfigError as error:
+        first = error.problems[0]
+        raise SettingsError(f"KEYWORDS_FILE {settings.keywords_file} cannot replace the running keyword version: "
+                            f"{first.path}: {first.message}") from None
     finally:
         # Workers forked after this open their own connections.
         store.close()

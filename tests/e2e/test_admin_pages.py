@@ -175,3 +175,18 @@ def test_the_keyword_page_shows_and_sets_a_channels_forward(signed_in, client, a
                                                              "forward_url": "", "action": "save"})
     assert cleared.status_code == 302
     assert "forward" not in client.get("/api/v1/keywords", headers=admin_headers).json["document"]["channels"]["sms"]
+
+
+def test_a_rollback_the_rules_refuse_is_explained_not_a_500(signed_in, twilio, admin_headers):
+    import copy
+
+    document = signed_in.get("/api/v1/keywords", headers=admin_headers).json["document"]
+    with_b = copy.deepcopy(document)
+    with_b["channels"]["brand-b"] = {**copy.deepcopy(document["channels"]["sms"]), "senders": ["+14155550999"]}
+    assert signed_in.put("/api/v1/keywords", json=with_b, headers=admin_headers).status_code == 200
+    twilio.message("STOP", sender=ALICE, to="+14155550999")
+    page = signed_in.get("/admin/keywords/versions")
+    response = signed_in.post("/admin/keywords/versions/1/rollback", data={"csrf_token": csrf(page.data)}, follow_redirects=True)
+    assert response.status_code == 200
+    assert b"Not rolled back to version 1" in response.data and b"brand-b" in response.data
+    assert signed_in.get("/api/v1/keywords", headers=admin_headers).json["version"] == 2

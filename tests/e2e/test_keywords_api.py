@@ -169,3 +169,50 @@ def test_a_file_at_deploy_that_drops_a_required_keyword_is_refused(settings, tmp
     with pytest.raises(SettingsError, match="channels.email.opt_out.keywords: E-mail channels must keep QUIT"):
         create_app(settings.with_changes(keywords_file=edited))
     assert create_app(settings).extensions["unsub"].keywords.version.number == 1
+
+
+def _with_brand_b(document: dict) -> dict:
+    document = copy.deepcopy(document)
+    brand_b = copy.deepcopy(document["channels"]["sms"])
+    brand_b["senders"] = ["+14155550999"]
+    document["channels"]["brand-b"] = brand_b
+    return document
+
+
+def test_a_channel_with_statuses_cannot_be_dropped(client, admin_headers, current, twilio, store):
+    original = current()["document"]
+    assert client.put("/api/v1/keywords", json=_with_brand_b(original), headers=admin_headers).status_code == 200
+    assert b"unsubscribed" in twilio.message("STOP", sender=ALICE, to="+14155550999").data
+    twilio.message("START", sender="+14155550124", to="+14155550999")
+    response = client.put("/api/v1/keywords", json=original, headers=admin_headers)
+    assert response.status_code == 422
+    [problem] = response.json["errors"]
+    assert problem["path"] == "channels.brand-b"
+    assert "'brand-b' cannot be removed" in problem["message"] and "2 contact(s)" in problem["message"]
+    assert current()["version"] == 2
+    # A rollback to the version before the channel is refused the same way.
+    assert client.post("/api/v1/keywords/versions/1/rollback", headers=admin_headers).status_code == 422
+    assert store.subscription("brand-b", ALICE).status == "unsubscribed"
+
+
+def test_a_channel_without_statuses_can_be_dropped(client, admin_headers, current):
+    original = current()["document"]
+    client.put("/api/v1/keywords", json=_with_brand_b(original), headers=admin_headers)
+    response = client.put("/api/v1/keywords", json=original, headers=admin_headers)
+    assert (response.status_code, response.json["version"]) == (200, 3)
+
+
+def test_a_file_at_deploy_that_drops_a_channel_with_statuses_is_refused(settings, tmp_path):
+    from tests.conftest import Twilio
+    from webhook.keywords import to_yaml
+    from webhook.settings import SettingsError
+
+    with_b = tmp_path / "with_b.yaml"
+    app = create_app(settings)
+    with_b.write_text(to_yaml(_with_brand_b(app.extensions["unsub"].config.document)), encoding="utf-8")
+    app = create_app(settings.with_changes(keywords_file=with_b))
+    assert b"unsubscribed" in Twilio(app.test_client()).message("STOP", sender=ALICE, to="+14155550999").data
+    with pytest.raises(SettingsError, match="channels.brand-b: channel 'brand-b' cannot be removed"):
+        create_app(settings)
+    # The same file as recorded keeps starting.
+    assert "brand-b" in create_app(settings.with_changes(keywords_file=with_b)).extensions["unsub"].config.channels

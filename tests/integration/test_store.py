@@ -140,6 +140,18 @@ def test_statuses_among_many(contract_store):
     assert found == {n: "unsubscribed" for n in numbers[::3]} | {numbers[1]: "subscribed"}
 
 
+def test_status_count_counts_every_contact_of_a_channel_erased_ones_included(store):
+    assert store.status_count("brand-b") == 0
+    store.record(event(channel="brand-b", sid="S1"))
+    store.record(event("opt_in", channel="brand-b", address="+14155550124", sid="S2"))
+    store.record(event(channel="brand-b", sid="S3"))  # the same contact again
+    store.record(event(channel="sms", sid="S4"))
+    assert (store.status_count("brand-b"), store.status_count("sms"), store.status_count("whatsapp")) == (2, 1, 0)
+    store.erase(ALICE, lambda channel, address: f"h:{channel}:{address}")
+    # Alice's rows are gone, her hash on brand-b (she had left it) stays: still a status to enforce.
+    assert (store.status_count("brand-b"), store.status_count("sms")) == (2, 1)
+
+
 def test_an_unchanged_status_records_nothing_when_asked(contract_store):
     store = contract_store
     first = store.record(event(), only_if_changes=True)

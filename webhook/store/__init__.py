@@ -132,6 +132,11 @@ class Store(Protocol):
 
     def has_erasures(self, channel: str) -> bool: ...
 
+    def status_count(self, channel: str) -> int:
+        """How many contacts this channel holds a status for: subscription rows and erased
+        contacts' hashes (what a keyword edit that drops the channel would orphan)."""
+        ...
+
     def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
         """Which of these keyed hashes belong to erased, suppressed addresses (hash -> erased at)."""
 

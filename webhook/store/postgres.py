@@ -598,6 +598,15 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
                 "SELECT 1 FROM erased_addresses WHERE channel = %s LIMIT 1", (_clean(channel),)
             ).fetchone() is not None
 
+    def status_count(self, channel: str) -> int:
+        with self._connection("count statuses") as conn:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM subscriptions WHERE channel = %(c)s) "
+                "+ (SELECT count(*) FROM erased_addresses WHERE channel = %(c)s) AS n", {"c": _clean(channel)},
+            ).fetchone()
+        assert row is not None
+        return int(row["n"])
+
     def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
         rows = self._among(
             "read erasures",

@@ -387,6 +387,12 @@ class SQLiteStore(SQLiteOutbox, SQLiteSeenTokens):
     def has_erasures(self, channel: str) -> bool:
         return bool(self._query("SELECT 1 AS x FROM erased_addresses WHERE channel = ? LIMIT 1", (channel,)))
 
+    def status_count(self, channel: str) -> int:
+        return self._query(
+            "SELECT (SELECT count(*) FROM subscriptions WHERE channel = ?) "
+            "+ (SELECT count(*) FROM erased_addresses WHERE channel = ?) AS n", (channel, channel),
+        )[0]["n"]
+
     def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
         rows = self._among(
             "SELECT address_hash, erased_at FROM erased_addresses WHERE channel = ? "

@@ -381,7 +381,11 @@ def version(number: int):
 
 @bp.post("/keywords/versions/<int:number>/rollback")
 def rollback(number: int):
-    version = services().keywords.rollback(number, author="admin")
+    try:
+        version = services().keywords.rollback(number, author="admin")
+    except KeywordConfigError as error:  # an old version today's rules refuse, or one that drops a channel in use
+        flash(f"Not rolled back to version {number}: " + "; ".join(f"{p.path}: {p.message}" for p in error.problems[:5]))
+        return redirect(url_for("admin.versions"))
     if version is None:
         abort(404)
     flash(f"Rolled back: version {version.number} has the content of version {number}.")
