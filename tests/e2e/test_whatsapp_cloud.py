@@ -207,3 +207,19 @@ def test_a_batch_over_the_bound_is_refused_whole_with_413(web):
     response = post(web, batch)
     assert response.status_code == 413 and f"at most {MAX_BATCH_ITEMS}" in response.text
     assert status_of(web, "whatsapp", WA_ALICE)["status"] == "unknown"
+
+
+def test_a_future_dated_start_or_resume_cannot_hide_a_later_real_stop(web):
+    future = str(int(time.time()) + 10 * 365 * 86400)
+    start = {**text("START"), "timestamp": future}
+    assert post(web, envelope(messages(start))).status_code == 200
+    assert status_of(web, "whatsapp", WA_ALICE)["status"] == "subscribed"
+    time.sleep(1.1)  # Meta's times are whole seconds: the STOP a second after the START
+    assert post(web, envelope(messages(text("STOP")))).status_code == 200
+    assert status_of(web, "whatsapp", WA_ALICE)["status"] == "unsubscribed"
+    resume = {"field": "user_preferences", "value": {"user_preferences": [
+        {"wa_id": WA_BOB, "category": "marketing_messages", "value": "resume", "timestamp": future}]}}
+    assert post(web, envelope(resume)).status_code == 200
+    time.sleep(1.1)
+    assert post(web, envelope(messages(text("STOP", sender=WA_BOB)))).status_code == 200
+    assert status_of(web, "whatsapp", WA_BOB)["status"] == "unsubscribed"

@@ -9,8 +9,9 @@ The store writes the event and the status it implies in one transaction.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
-from webhook.domain import ConsentEvent, Recorded
+from webhook.domain import ConsentEvent, Recorded, utcnow
 from webhook.store import Store
 
 MAX_RAW_TEXT = 2000
@@ -41,7 +42,7 @@ def record_change(store: Store, event: ConsentEvent, *, only_if_changes: bool = 
     ``required``: the caller means to record something (an admin confirmed an opt-out),
     so recording nothing raises NotRecorded instead of passing for success.
     """
-    recorded = store.record(event, only_if_changes=only_if_changes)
+    recorded = store.record(not_in_future(event), only_if_changes=only_if_changes)
     if required and not recorded.created:
         why = {"duplicate": "an event with the same id is already recorded",
                "unchanged": "the address already has that status"}.get(recorded.skipped or "", "unknown reason")
@@ -51,4 +52,13 @@ def record_change(store: Store, event: ConsentEvent, *, only_if_changes: bool = 
 
 def record_changes(store: Store, events: list[ConsentEvent], *, only_if_changes: bool = False) -> int:
     """Record events that arrived together (an imported list), in one transaction; how many were added."""
-    return store.import_events(events, only_if_changes=only_if_changes)
+    return store.import_events([not_in_future(event) for event in events], only_if_changes=only_if_changes)
+
+
+def not_in_future(event: ConsentEvent) -> ConsentEvent:
+    """The event with a time later than now (a provider's clock, a forged or mistyped time)
+    brought back to now. The latest time wins a contact's status, so a future-dated START
+    would outrank, and silently ignore, the real STOP the contact sends next. Clamped, not
+    refused: the change itself is real, only its time is not."""
+    now = utcnow()
+    return replace(event, occurred_at=now) if event.occurred_at > now else event

@@ -161,12 +161,15 @@ def _address(wa_id: Any) -> str | None:
 
 
 def _when(timestamp: Any) -> datetime:
-    """Meta's unix seconds (a string); now when it is missing or absurd."""
+    """Meta's unix seconds (a string); now when it is missing, absurd or later than now (an
+    event cannot have happened after it is reported, and a future time would outrank, and
+    so hide, the contact's next real change)."""
+    now = utcnow()
     if isinstance(timestamp, (str, int)) and str(timestamp).isascii() and str(timestamp).isdigit() and len(str(timestamp)) <= 11:
         moment = datetime.fromtimestamp(int(timestamp), timezone.utc)
-        if moment.year >= 2009:
+        if moment.year >= 2009 and moment <= now:
             return moment
-    return utcnow()
+    return now
 
 
 def _text(value: Any, limit: int = MAX_TEXT) -> str | None:
