@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     if store is None:
         store = open_store(settings.database_url)
     address_hash = address_hasher(settings.erasure_key or settings.secret_key or "")
+    store.use_erasure_hasher(address_hash)  # an erased contact's message ids stay duplicates
     try:
         check_reachable(settings.database_url)  # one line for a database that is down, not the pool's retries
         store.migrate()

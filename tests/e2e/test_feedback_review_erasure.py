@@ -278,3 +278,27 @@ def test_no_copy_of_an_erased_contact_is_left_in_the_sqlite_files(twilio, client
     assert BOB.encode() in store.path.read_bytes()
     # Explicit, whatever the SQLite build's default (a per-connection setting).
     assert store.db.conn.execute("PRAGMA secure_delete").fetchone() == (1,)
+
+
+def test_a_webhook_replayed_after_erasure_is_still_a_duplicate(twilio, client, admin_headers, store, status_of):
+    """A captured signed START (or STOP, or a message for review) replayed after the contact
+    was erased records nothing: the erasure kept keyed hashes of its message ids, not the ids."""
+    sids = {"stop": new_sid(), "start": new_sid(), "review": new_sid()}
+    twilio.message("STOP", sender=ALICE, sid=sids["stop"])
+    twilio.message("START", sender=ALICE, sid=sids["start"], whatsapp=True)
+    twilio.message("cancel the order", sender=ALICE, sid=sids["review"], whatsapp=True)
+    assert api(client, admin_headers, "DELETE", f"/contacts/{ALICE}").status_code == 200
+
+    twilio.message("STOP", sender=ALICE, sid=sids["stop"])
+    twilio.message("START", sender=ALICE, sid=sids["start"], whatsapp=True)
+    twilio.message("cancel the order", sender=ALICE, sid=sids["review"], whatsapp=True)
+    assert _rows_mentioning(store, ALICE) == []
+    assert _rows_mentioning(store, "cancel the order") == []
+    assert any(sid in row for sid in sids.values() for row in _rows_mentioning(store, sid)) is False
+    assert status_of("whatsapp", ALICE) == "unknown"
+    audience = api(client, admin_headers, "POST", "/audience",
+                   json={"channel": "sms", "category": "campaign", "addresses": [ALICE]}).json
+    assert audience["suppressed"] == [ALICE]
+    # A new message (a new id) is new consent, recorded as ever.
+    twilio.message("START", sender=ALICE, whatsapp=True)
+    assert status_of("whatsapp", ALICE) == "subscribed"

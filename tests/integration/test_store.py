@@ -313,3 +313,20 @@ def test_copy_db_copies_every_table_that_holds_state(store):
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
                 "AND table_type = 'BASE TABLE'")}
     assert tables == set(COPY_TABLES) | (NOT_COPIED - ({"erasure_in_progress"} if store.kind != "sqlite" else set()))
+
+
+def test_an_erased_contacts_message_ids_stay_duplicates_as_keyed_hashes(store):
+    from webhook.consent import address_hasher
+    from webhook.domain import ReviewItem
+
+    hash_for = address_hasher("store-test-erasure-key-0123456789")
+    store.use_erasure_hasher(hash_for)
+    store.record(event(sid="SMstop"))
+    store.record(event("opt_in", sid="SMstart", channel="whatsapp"))
+    assert store.add_review_item(ReviewItem("whatsapp", ALICE, "cancel my order", utcnow(), "SMrev", dedupe_key="twilio:SMrev"))
+    store.erase(ALICE, hash_for)
+    assert store.record(event("opt_in", sid="SMstart", channel="whatsapp")).skipped == "duplicate"
+    assert store.import_events([event(sid="SMstop")]) == 0
+    assert not store.add_review_item(ReviewItem("whatsapp", ALICE, "cancel my order", utcnow(), "SMrev", dedupe_key="twilio:SMrev"))
+    assert store.subscription("whatsapp", ALICE) is None and store.history("sms", ALICE) == []
+    assert store.record(event("opt_in", sid="SMnew", channel="whatsapp")).created
