@@ -302,3 +302,15 @@ def test_a_webhook_replayed_after_erasure_is_still_a_duplicate(twilio, client, a
     # A new message (a new id) is new consent, recorded as ever.
     twilio.message("START", sender=ALICE, whatsapp=True)
     assert status_of("whatsapp", ALICE) == "subscribed"
+
+
+def test_a_campaign_callback_replayed_after_erasure_stores_nothing(twilio, client, admin_headers, store):
+    """The same class for a contact who never left: a status callback of a campaign message
+    sent before the erasure, replayed after it, does not bring the address back."""
+    twilio.message("START", sender=ALICE)
+    params = {"MessageSid": new_sid(), "MessageStatus": "delivered", "To": ALICE, "From": "+14155550100"}
+    assert twilio.post("/webhooks/twilio/status?campaign=spring", params).status_code == 204
+    assert api(client, admin_headers, "DELETE", f"/contacts/{ALICE}").json["deleted"]["campaign_messages"] == 1
+    for status in ("delivered", "read"):
+        assert twilio.post("/webhooks/twilio/status?campaign=spring", {**params, "MessageStatus": status}).status_code == 204
+    assert _rows_mentioning(store, ALICE) == []

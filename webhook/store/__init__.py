@@ -47,6 +47,11 @@ def erased_key_hash(hash_for: Callable[[str, str], str] | None, key: str | None)
     return hash_for(ERASED_KEY_NAMESPACE, key) if hash_for is not None and key else None
 
 
+def campaign_message_key(message_id: str) -> str:
+    """A campaign message's id as an erasure remembers it (apart from the events' dedupe keys)."""
+    return f"campaign-message:{message_id}"
+
+
 class StoreUnavailable(Exception):
     """The database cannot take the change now (down, locked too long). Answer 503 and retry."""
 

@@ -61,6 +61,7 @@ from webhook.store import (
     ScopeCache,
     StoreUnavailable,
     campaign_counts,
+    campaign_message_key,
     erased_key_hash,
     event_from_row,
     feedback_from_row,
@@ -580,6 +581,10 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
             with conn.transaction():
                 for m in messages:
                     at = _utc(m.at)
+                    key_hash = erased_key_hash(self._erasure_hasher, campaign_message_key(m.message_id))
+                    if key_hash and conn.execute("SELECT 1 FROM erased_message_keys WHERE key_hash = %s",
+                                                 (key_hash,)).fetchone():
+                        continue  # sent to a contact erased since: a late or replayed callback stores nothing
                     row = conn.execute(
                         "INSERT INTO campaign_messages AS c (message_id, campaign, channel, address, status, stage, "
                         "sent_at, delivered_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
@@ -665,6 +670,15 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
                                 "INSERT INTO erased_message_keys (key_hash) VALUES (%s) ON CONFLICT DO NOTHING",
                                 [(erased_key_hash(hash_for, key),) for key in keys],
                             )
+                for channel in channels:
+                    ids = [row["message_id"] for row in conn.execute(
+                        "SELECT message_id FROM campaign_messages WHERE channel = %s AND address = %s",
+                        (channel, address)).fetchall()]
+                    with conn.cursor() as cursor:
+                        cursor.executemany(
+                            "INSERT INTO erased_message_keys (key_hash) VALUES (%s) ON CONFLICT DO NOTHING",
+                            [(erased_key_hash(hash_for, campaign_message_key(message_id)),) for message_id in ids],
+                        )
                 conn.execute("SET LOCAL unsub.erasing = 'on'")
                 for channel in channels:
                     for table in ADDRESS_TABLES:  # subscriptions first: they refer to events

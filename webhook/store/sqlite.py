@@ -56,6 +56,7 @@ from webhook.store import (
     ScopeCache,
     StoreUnavailable,
     campaign_counts,
+    campaign_message_key,
     erased_key_hash,
     event_from_row,
     feedback_from_row,
@@ -369,6 +370,9 @@ class SQLiteStore(SQLiteOutbox, SQLiteSeenTokens):
         with self._write("record campaign messages") as conn:
             for m in messages:
                 at = to_text(m.at)
+                key_hash = erased_key_hash(self._erasure_hasher, campaign_message_key(m.message_id))
+                if key_hash and conn.execute("SELECT 1 FROM erased_message_keys WHERE key_hash = ?", (key_hash,)).fetchone():
+                    continue  # sent to a contact erased since: a late or replayed callback stores nothing
                 new = conn.execute(
                     "INSERT INTO campaign_messages (message_id, campaign, channel, address, status, stage, sent_at, "
                     "delivered_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
@@ -441,6 +445,12 @@ class SQLiteStore(SQLiteOutbox, SQLiteSeenTokens):
                             f"SELECT dedupe_key FROM {table} WHERE channel = ? AND address = ? AND dedupe_key IS NOT NULL",
                             (channel, address))],
                     )
+            for channel in channels:
+                conn.executemany(
+                    "INSERT INTO erased_message_keys (key_hash, erased_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [(erased_key_hash(hash_for, campaign_message_key(row[0])), now) for row in conn.execute(
+                        "SELECT message_id FROM campaign_messages WHERE channel = ? AND address = ?", (channel, address))],
+                )
             conn.execute("INSERT INTO erasure_in_progress (marker) VALUES (1)")
             for channel in channels:
                 for table in ADDRESS_TABLES:  # subscriptions first: they refer to events
