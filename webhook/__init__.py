@@ -103,8 +103,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         raise SettingsError(f"DATABASE_URL cannot be used: {error}") from None
     except KeywordConfigError as error:
         first = error.problems[0]
-        raise SettingsError(f"KEYWORDS_FILE {settings.keywords_file} cannot replace the running keyword version: "
-                            f"{first.path}: {first.message}") from None
+        # The file would drop a channel in use, or the running stored version breaks a rule
+        # added since it was saved (fix: change the file, which then becomes the new version).
+        raise SettingsError(f"the keyword configuration cannot start ({error.source}): {first.path}: {first.message}; "
+                            f"edit KEYWORDS_FILE {settings.keywords_file} to fix it") from None
     finally:
         # Workers forked after this open their own connections.
         store.close()

@@ -216,3 +216,27 @@ def test_a_file_at_deploy_that_drops_a_channel_with_statuses_is_refused(settings
         create_app(settings)
     # The same file as recorded keeps starting.
     assert "brand-b" in create_app(settings.with_changes(keywords_file=with_b)).extensions["unsub"].config.channels
+
+
+def test_a_stored_version_that_breaks_a_newer_rule_stops_start_up_with_one_line_and_the_file_mends_it(settings, tmp_path):
+    """An admin's version saved before a rule existed (here: without QUIT on WhatsApp) is not run."""
+    import json
+
+    from webhook.domain import NewKeywordVersion
+    from webhook.keywords import config_version, to_yaml
+    from webhook.settings import SettingsError
+    from webhook.store import open_store
+
+    app = create_app(settings)
+    document = copy.deepcopy(app.extensions["unsub"].config.document)
+    document["channels"]["whatsapp"]["opt_out"]["keywords"]["en"].remove("QUIT")
+    store = open_store(settings.database_url)
+    store.add_keyword_version(NewKeywordVersion(content_hash=config_version(document), document=json.dumps(document),
+                                                yaml=to_yaml(document), source="api", author="old", note=None, diff=None))
+    store.close()
+    with pytest.raises(SettingsError, match=r"cannot start \(keyword version 2\): channels.whatsapp.opt_out.keywords"):
+        create_app(settings)
+    edited = tmp_path / "keywords.yaml"
+    edited.write_text(settings.keywords_file.read_text(encoding="utf-8").replace('brand: "Example Co"', 'brand: "Mended Co"'),
+                      encoding="utf-8")
+    assert create_app(settings.with_changes(keywords_file=edited)).extensions["unsub"].keywords.version.number == 3
