@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     if store is None:
         store = open_store(settings.database_url)
     address_hash = address_hasher(settings.erasure_key or settings.secret_key or "")
+    store.use_erasure_hasher(address_hash)  # an erased contact's message ids stay duplicates
     try:
         check_reachable(settings.database_url)  # one line for a database that is down, not the pool's retries
         store.migrate()
@@ -100,6 +101,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         key_fits = erasure_key_matches(store, address_hash)
     except StoreUnavailable as error:
         raise SettingsError(f"DATABASE_URL cannot be used: {error}") from None
+    except KeywordConfigError as error:
+        first = error.problems[0]
+        # The file would drop a channel in use, or the running stored version breaks a rule
+        # added since it was saved (fix: change the file, which then becomes the new version).
+        raise SettingsError(f"the keyword configuration cannot start ({error.source}): {first.path}: {first.message}; "
+                            f"edit KEYWORDS_FILE {settings.keywords_file} to fix it") from None
     finally:
         # Workers forked after this open their own connections.
         store.close()

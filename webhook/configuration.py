@@ -28,6 +28,42 @@ def _diff(old: str, new: str, old_name: str, new_name: str) -> str:
     return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), old_name, new_name))
 
 
+def dropped_channel_problems(store: Store, previous: KeywordVersion | None, config: KeywordConfig) -> list[ConfigProblem]:
+    """A channel of the running version that ``config`` no longer has, while the store holds
+    statuses for it: refused, because its contacts' opt-outs would stop being enforced (an
+    audience check for an unknown channel has nothing to gate with) and seen nowhere."""
+    if previous is None:
+        return []
+    try:
+        before = json.loads(previous.document).get("channels", {})
+    except (ValueError, AttributeError):
+        return []
+    problems = []
+    for name in sorted(set(before) - set(config.channels)):
+        count = store.status_count(name)
+        if count:
+            problems.append(ConfigProblem(
+                f"channels.{name}",
+                f"channel {name!r} cannot be removed: it holds the subscription status of {count} contact(s), "
+                "whose opt-outs would no longer be enforced; keep the channel (unbind its senders instead)",
+            ))
+    return problems
+
+
+def _last_file_hash(store: Store) -> str | None:
+    """The content hash of the last version read from the keywords file (as the store's
+    ``only_if_file_changed`` compares it)."""
+    offset = 0
+    while True:
+        page = store.keyword_versions(50, offset)
+        for version in page:
+            if version.source == "file":
+                return version.content_hash
+        if len(page) < 50:
+            return None
+        offset += 50
+
+
 def config_of(version: KeywordVersion) -> KeywordConfig:
     return parse_document(json.loads(version.document), f"keyword version {version.number}", str(version.number))
 
@@ -51,6 +87,11 @@ class KeywordConfigs:
         it changed since it was last recorded; run the latest version."""
         text = path.read_text(encoding="utf-8")
         previous = store.latest_keyword_version()
+        if previous is not None and _last_file_hash(store) != config_version(config.document):
+            # The file changed since it was last recorded, so it is about to replace the running version.
+            problems = dropped_channel_problems(store, previous, config)
+            if problems:
+                raise KeywordConfigError(problems, str(path))
         version = store.add_keyword_version(
             NewKeywordVersion(
                 content_hash=config_version(config.document),
@@ -123,9 +164,10 @@ class KeywordConfigs:
             config = parse_document(document)
             text = to_yaml(config.document, self.version.yaml)
         problems = self.policy(config) if self.policy is not None else []
+        latest = self.store.latest_keyword_version() or self.version
+        problems += dropped_channel_problems(self.store, latest, config)
         if problems:
             raise KeywordConfigError(problems)
-        latest = self.store.latest_keyword_version() or self.version
         content_hash = config_version(config.document)
         if content_hash == latest.content_hash:
             self._use(latest)

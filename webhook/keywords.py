@@ -36,6 +36,17 @@ MAX_DEPTH = 12
 PLACEHOLDERS = frozenset({"brand", "support"})
 # Carriers (CTIA) expect these on every SMS program.
 SMS_REQUIRED = {"opt_out": "STOP", "opt_in": "START", "help": "HELP"}
+# Words that must unsubscribe when sent alone, on every channel of every type: Twilio's and the
+# carriers' standard opt-out keywords, which include every word the FCC says revokes consent per
+# se (stop, quit, end, revoke, opt out, cancel, unsubscribe). An edit that drops one is refused:
+# a contact's STOP must never stop working because of an admin (docs/keywords.md).
+OPT_OUT_REQUIRED = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT")
+TYPE_LABELS = {"sms": "SMS", "whatsapp": "WhatsApp", "email": "E-mail"}
+REQUIRED_WHY = {
+    "sms": "carriers and the FCC treat it as an opt-out",
+    "whatsapp": "the FCC treats it as an opt-out, and Meta asks that every request to stop be honoured",
+    "email": "CAN-SPAM: a reply that asks to stop must be honoured",
+}
 
 # Words an admin reads in problems (paths stay in ConfigProblem.path for the API).
 INTENT_WORDS = {"opt_out": "opt-out", "opt_in": "opt-in", "help": "help"}
@@ -436,11 +447,7 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
                     add(f"{lpath}.{i}", f"{word} is not an opt-out keyword in {language_name(language)}; add it to "
                                         "the opt-out keywords too (a first word must also opt out alone)")
 
-        if ch.type == "sms":
-            for intent, word in SMS_REQUIRED.items():
-                lists = getattr(ch, intent).keywords.values()
-                if not any(normalise(w) == word.lower() for words in lists for w in words):
-                    add(f"{base}.{intent}.keywords", f"SMS channels must keep {word} (carriers require it)")
+        problems.extend(_required_problems(base, ch))
 
         for intent in INTENTS:
             section = getattr(ch, intent)
@@ -467,6 +474,32 @@ def _semantic_problems(model: DocumentModel, unparsed: frozenset[str] = frozense
                 if intent == "help":
                     problems.extend(_help_reply_problems(rpath, text, model, ch, language))
     return problems
+
+
+def _compact(word: str) -> str:
+    return normalise(word).replace(" ", "")
+
+
+def _required_problems(base: str, ch: ChannelModel) -> list[ConfigProblem]:
+    """The keywords the law and the carriers require that this channel no longer has: each
+    opt-out word of OPT_OUT_REQUIRED must opt out as the whole message (a keyword or an
+    ``alone`` word, in any of the channel's languages), and an SMS channel keeps START and HELP.
+    A word listed under another intent is refused by the one-meaning rule, so being listed
+    here is enough for the matcher to honour it."""
+    found: list[ConfigProblem] = []
+    label = TYPE_LABELS[ch.type]
+    opting_out = {_compact(w) for lists in (ch.opt_out.keywords, ch.opt_out.alone) for words in lists.values() for w in words}
+    for word in OPT_OUT_REQUIRED:
+        if _compact(word) not in opting_out:
+            found.append(ConfigProblem(f"{base}.opt_out.keywords",
+                                       f"{label} channels must keep {word} as an opt-out keyword ({REQUIRED_WHY[ch.type]}): "
+                                       f"a contact who sends {word} must always be unsubscribed"))
+    if ch.type == "sms":
+        for intent in ("opt_in", "help"):
+            word = SMS_REQUIRED[intent]
+            if _compact(word) not in {_compact(w) for words in getattr(ch, intent).keywords.values() for w in words}:
+                found.append(ConfigProblem(f"{base}.{intent}.keywords", f"SMS channels must keep {word} (carriers require it)"))
+    return found
 
 
 def scope_warnings(config: KeywordConfig, channel: str | None = None) -> list[ConfigProblem]:

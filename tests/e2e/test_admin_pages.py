@@ -71,6 +71,8 @@ def test_keyword_edit_refuses_a_bad_edit_and_lists_the_errors(signed_in, twilio)
     response = signed_in.post("/admin/keywords/sms/en", data={**form, "csrf_token": token, "action": "save"})
     assert response.status_code == 422
     assert b"SMS channels must keep STOP" in response.data and b"400 characters" in response.data
+    beside = re.search(rb'<ul class="field-errors" id="opt_out_keywords-errors">(.*?)</ul>', response.data)
+    assert beside and b"must keep STOP as an opt-out keyword" in beside.group(1)
     assert b"unsubscribed" in twilio.message("STOP", sender=ALICE).data
 
 
@@ -173,3 +175,18 @@ def test_the_keyword_page_shows_and_sets_a_channels_forward(signed_in, client, a
                                                              "forward_url": "", "action": "save"})
     assert cleared.status_code == 302
     assert "forward" not in client.get("/api/v1/keywords", headers=admin_headers).json["document"]["channels"]["sms"]
+
+
+def test_a_rollback_the_rules_refuse_is_explained_not_a_500(signed_in, twilio, admin_headers):
+    import copy
+
+    document = signed_in.get("/api/v1/keywords", headers=admin_headers).json["document"]
+    with_b = copy.deepcopy(document)
+    with_b["channels"]["brand-b"] = {**copy.deepcopy(document["channels"]["sms"]), "senders": ["+14155550999"]}
+    assert signed_in.put("/api/v1/keywords", json=with_b, headers=admin_headers).status_code == 200
+    twilio.message("STOP", sender=ALICE, to="+14155550999")
+    page = signed_in.get("/admin/keywords/versions")
+    response = signed_in.post("/admin/keywords/versions/1/rollback", data={"csrf_token": csrf(page.data)}, follow_redirects=True)
+    assert response.status_code == 200
+    assert b"Not rolled back to version 1" in response.data and b"brand-b" in response.data
+    assert signed_in.get("/api/v1/keywords", headers=admin_headers).json["version"] == 2

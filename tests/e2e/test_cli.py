@@ -212,7 +212,8 @@ def test_copy_db_moves_every_event_and_refuses_a_full_target(runner, tmp_path, d
                                    source="keyword", occurred_at=start + timedelta(minutes=i), message_id=f"SMcopy{i}", keyword="STOP"))
     source.record(ConsentEvent(channel="email", address="bob@example.com", action="opt_out", source="admin", occurred_at=start, reason="phone"))
     # An erased contact (kept as a hash), a campaign message, a reason and a review item.
-    source.record(ConsentEvent(channel="sms", address="+14155550999", action="opt_out", source="keyword", occurred_at=start))
+    source.record(ConsentEvent(channel="sms", address="+14155550999", action="opt_out", source="keyword", occurred_at=start,
+                               message_id="SMerased", dedupe_key="twilio:SMerased"))
     source.erase("+14155550999", lambda channel, address: f"hash:{channel}:{address}")
     source.record_campaign_messages([CampaignMessage("SMc1", "spring", "sms", "+14155550001", "delivered", start)])
     source.add_feedback(Feedback("email", "bob@example.com", "page", "too_many", start, None))
@@ -231,7 +232,7 @@ def test_copy_db_moves_every_event_and_refuses_a_full_target(runner, tmp_path, d
     result = runner.invoke(main, ["copy-db", source_url, database_url, "--batch", "60"])
     assert result.exit_code == 0, result.output
     assert "copied 252 of 252 consent events" in result.output
-    assert "2 keyword versions, 1 erased addresses, 1 campaign messages, 1 feedback, 1 review items" in result.output
+    assert "2 keyword versions, 1 erased addresses, 1 erased message keys, 1 campaign messages, 1 feedback, 1 review items" in result.output
     target = open_store(database_url)
     try:
         assert target.event_count() == 252

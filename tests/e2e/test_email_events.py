@@ -264,3 +264,16 @@ def test_a_complaint_is_in_the_history_the_stats_and_the_dashboard(mail, mail_st
     assert re.search(r'id="total-complaints">3<', html)
     assert re.search(r'<td class="complaints over_limit">0\.50%\s*<strong>0\.3 % or more</strong>', html)
     assert "Complaint rate" in html and "never-reported" in html
+
+
+def test_a_future_dated_sendgrid_resubscribe_cannot_hide_a_later_unsubscribe(grouped):
+    mail, mail_store = grouped.test_client(), grouped.extensions["unsub"].store
+    ten_years = int(time.time()) + 10 * 365 * 86400
+    sendgrid(mail, [sendgrid_event("group_unsubscribe", CAROL, asm_group_id=42, timestamp=int(time.time()) - 60)])
+    sendgrid(mail, [sendgrid_event("group_resubscribe", CAROL, asm_group_id=42, timestamp=ten_years)])
+    assert status(mail_store, CAROL, "brand-b-mail") == "subscribed"
+    time.sleep(1.1)  # SendGrid's times are whole seconds: an unsubscribe a second later
+    later = sendgrid_event("group_unsubscribe", CAROL, asm_group_id=42, timestamp=int(time.time()))
+    assert sendgrid(mail, [later]).status_code == 200
+    assert status(mail_store, CAROL, "brand-b-mail") == "unsubscribed"
+    assert all(e.occurred_at.timestamp() <= time.time() for e in mail_store.history("brand-b-mail", CAROL))

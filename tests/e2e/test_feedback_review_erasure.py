@@ -278,3 +278,39 @@ def test_no_copy_of_an_erased_contact_is_left_in_the_sqlite_files(twilio, client
     assert BOB.encode() in store.path.read_bytes()
     # Explicit, whatever the SQLite build's default (a per-connection setting).
     assert store.db.conn.execute("PRAGMA secure_delete").fetchone() == (1,)
+
+
+def test_a_webhook_replayed_after_erasure_is_still_a_duplicate(twilio, client, admin_headers, store, status_of):
+    """A captured signed START (or STOP, or a message for review) replayed after the contact
+    was erased records nothing: the erasure kept keyed hashes of its message ids, not the ids."""
+    sids = {"stop": new_sid(), "start": new_sid(), "review": new_sid()}
+    twilio.message("STOP", sender=ALICE, sid=sids["stop"])
+    twilio.message("START", sender=ALICE, sid=sids["start"], whatsapp=True)
+    twilio.message("cancel the order", sender=ALICE, sid=sids["review"], whatsapp=True)
+    assert api(client, admin_headers, "DELETE", f"/contacts/{ALICE}").status_code == 200
+
+    twilio.message("STOP", sender=ALICE, sid=sids["stop"])
+    twilio.message("START", sender=ALICE, sid=sids["start"], whatsapp=True)
+    twilio.message("cancel the order", sender=ALICE, sid=sids["review"], whatsapp=True)
+    assert _rows_mentioning(store, ALICE) == []
+    assert _rows_mentioning(store, "cancel the order") == []
+    assert any(sid in row for sid in sids.values() for row in _rows_mentioning(store, sid)) is False
+    assert status_of("whatsapp", ALICE) == "unknown"
+    audience = api(client, admin_headers, "POST", "/audience",
+                   json={"channel": "sms", "category": "campaign", "addresses": [ALICE]}).json
+    assert audience["suppressed"] == [ALICE]
+    # A new message (a new id) is new consent, recorded as ever.
+    twilio.message("START", sender=ALICE, whatsapp=True)
+    assert status_of("whatsapp", ALICE) == "subscribed"
+
+
+def test_a_campaign_callback_replayed_after_erasure_stores_nothing(twilio, client, admin_headers, store):
+    """The same class for a contact who never left: a status callback of a campaign message
+    sent before the erasure, replayed after it, does not bring the address back."""
+    twilio.message("START", sender=ALICE)
+    params = {"MessageSid": new_sid(), "MessageStatus": "delivered", "To": ALICE, "From": "+14155550100"}
+    assert twilio.post("/webhooks/twilio/status?campaign=spring", params).status_code == 204
+    assert api(client, admin_headers, "DELETE", f"/contacts/{ALICE}").json["deleted"]["campaign_messages"] == 1
+    for status in ("delivered", "read"):
+        assert twilio.post("/webhooks/twilio/status?campaign=spring", {**params, "MessageStatus": status}).status_code == 204
+    assert _rows_mentioning(store, ALICE) == []

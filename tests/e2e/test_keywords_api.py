@@ -72,6 +72,20 @@ def test_invalid_configuration_is_refused_with_every_error_and_the_old_one_keeps
     assert b"unsubscribed" in twilio.message("STOP", sender=ALICE).data
 
 
+@pytest.mark.parametrize("channel", ["whatsapp", "email", "sms"])
+def test_an_edit_that_drops_stop_is_refused_on_every_channel(client, admin_headers, current, twilio, channel):
+    document = copy.deepcopy(current()["document"])
+    for kind in ("keywords", "first_word"):
+        document["channels"][channel]["opt_out"][kind]["en"].remove("STOP")
+    response = client.put("/api/v1/keywords", json=document, headers=admin_headers)
+    assert response.status_code == 422
+    problems = {p["path"]: p["message"] for p in response.json["errors"]}
+    assert "must keep STOP as an opt-out keyword" in problems[f"channels.{channel}.opt_out.keywords"]
+    assert current()["version"] == 1
+    if channel != "email":
+        assert b"unsubscribed" in twilio.message("STOP", sender=ALICE, whatsapp=channel == "whatsapp").data
+
+
 def test_put_yaml_text(client, admin_headers):
     yaml_text = client.get("/api/v1/keywords", headers={**admin_headers, "Accept": "application/yaml"}).get_data(as_text=True)
     edited = yaml_text.replace('brand: "Example Co"', 'brand: "Acme"  # renamed')
@@ -141,3 +155,88 @@ def test_a_changed_file_at_deploy_becomes_a_new_version(settings, tmp_path):
     version = app.extensions["unsub"].keywords.version
     assert (version.number, version.source, app.extensions["unsub"].config.brand) == (2, "file", "Deployed Co")
     assert '-brand: "Example Co"' in version.diff
+
+
+def test_a_file_at_deploy_that_drops_a_required_keyword_is_refused(settings, tmp_path):
+    from webhook.settings import SettingsError
+
+    create_app(settings)
+    edited = tmp_path / "keywords.yaml"
+    text = settings.keywords_file.read_text(encoding="utf-8")
+    # The e-mail channel's opt-out keywords without QUIT.
+    head, _, tail = text.partition("  email:")
+    edited.write_text(head + "  email:" + tail.replace('"END", "QUIT", ', '"END", ', 1), encoding="utf-8")
+    with pytest.raises(SettingsError, match="channels.email.opt_out.keywords: E-mail channels must keep QUIT"):
+        create_app(settings.with_changes(keywords_file=edited))
+    assert create_app(settings).extensions["unsub"].keywords.version.number == 1
+
+
+def _with_brand_b(document: dict) -> dict:
+    document = copy.deepcopy(document)
+    brand_b = copy.deepcopy(document["channels"]["sms"])
+    brand_b["senders"] = ["+14155550999"]
+    document["channels"]["brand-b"] = brand_b
+    return document
+
+
+def test_a_channel_with_statuses_cannot_be_dropped(client, admin_headers, current, twilio, store):
+    original = current()["document"]
+    assert client.put("/api/v1/keywords", json=_with_brand_b(original), headers=admin_headers).status_code == 200
+    assert b"unsubscribed" in twilio.message("STOP", sender=ALICE, to="+14155550999").data
+    twilio.message("START", sender="+14155550124", to="+14155550999")
+    response = client.put("/api/v1/keywords", json=original, headers=admin_headers)
+    assert response.status_code == 422
+    [problem] = response.json["errors"]
+    assert problem["path"] == "channels.brand-b"
+    assert "'brand-b' cannot be removed" in problem["message"] and "2 contact(s)" in problem["message"]
+    assert current()["version"] == 2
+    # A rollback to the version before the channel is refused the same way.
+    assert client.post("/api/v1/keywords/versions/1/rollback", headers=admin_headers).status_code == 422
+    assert store.subscription("brand-b", ALICE).status == "unsubscribed"
+
+
+def test_a_channel_without_statuses_can_be_dropped(client, admin_headers, current):
+    original = current()["document"]
+    client.put("/api/v1/keywords", json=_with_brand_b(original), headers=admin_headers)
+    response = client.put("/api/v1/keywords", json=original, headers=admin_headers)
+    assert (response.status_code, response.json["version"]) == (200, 3)
+
+
+def test_a_file_at_deploy_that_drops_a_channel_with_statuses_is_refused(settings, tmp_path):
+    from tests.conftest import Twilio
+    from webhook.keywords import to_yaml
+    from webhook.settings import SettingsError
+
+    with_b = tmp_path / "with_b.yaml"
+    app = create_app(settings)
+    with_b.write_text(to_yaml(_with_brand_b(app.extensions["unsub"].config.document)), encoding="utf-8")
+    app = create_app(settings.with_changes(keywords_file=with_b))
+    assert b"unsubscribed" in Twilio(app.test_client()).message("STOP", sender=ALICE, to="+14155550999").data
+    with pytest.raises(SettingsError, match="channels.brand-b: channel 'brand-b' cannot be removed"):
+        create_app(settings)
+    # The same file as recorded keeps starting.
+    assert "brand-b" in create_app(settings.with_changes(keywords_file=with_b)).extensions["unsub"].config.channels
+
+
+def test_a_stored_version_that_breaks_a_newer_rule_stops_start_up_with_one_line_and_the_file_mends_it(settings, tmp_path):
+    """An admin's version saved before a rule existed (here: without QUIT on WhatsApp) is not run."""
+    import json
+
+    from webhook.domain import NewKeywordVersion
+    from webhook.keywords import config_version, to_yaml
+    from webhook.settings import SettingsError
+    from webhook.store import open_store
+
+    app = create_app(settings)
+    document = copy.deepcopy(app.extensions["unsub"].config.document)
+    document["channels"]["whatsapp"]["opt_out"]["keywords"]["en"].remove("QUIT")
+    store = open_store(settings.database_url)
+    store.add_keyword_version(NewKeywordVersion(content_hash=config_version(document), document=json.dumps(document),
+                                                yaml=to_yaml(document), source="api", author="old", note=None, diff=None))
+    store.close()
+    with pytest.raises(SettingsError, match=r"cannot start \(keyword version 2\): channels.whatsapp.opt_out.keywords"):
+        create_app(settings)
+    edited = tmp_path / "keywords.yaml"
+    edited.write_text(settings.keywords_file.read_text(encoding="utf-8").replace('brand: "Example Co"', 'brand: "Mended Co"'),
+                      encoding="utf-8")
+    assert create_app(settings.with_changes(keywords_file=edited)).extensions["unsub"].keywords.version.number == 3

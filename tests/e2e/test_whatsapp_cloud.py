@@ -185,3 +185,41 @@ def test_without_an_access_token_no_reply_is_queued(database_url, tmp_path, env,
         assert log.count("WHATSAPP_ACCESS_TOKEN is not set") == 1  # logged once, not per message
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("wrong", ["a string", 7, {"an": "object"}])
+def test_wrong_typed_parts_of_a_batch_are_skipped_and_its_stops_recorded(web, wrong):
+    broken = messages()
+    broken["value"]["messages"] = broken["value"]["statuses"] = wrong
+    preferences = {"field": "user_preferences", "value": {"user_preferences": wrong}}
+    batch = envelope(broken, messages(text("STOP")), preferences, messages(text("STOP", sender=WA_BOB)))
+    batch["entry"].append({"id": "WABA2", "changes": wrong})
+    response = post(web, batch)
+    assert response.status_code == 200
+    assert status_of(web, "whatsapp", WA_ALICE)["status"] == "unsubscribed"
+    assert status_of(web, "whatsapp", WA_BOB)["status"] == "unsubscribed"
+
+
+def test_a_batch_over_the_bound_is_refused_whole_with_413(web):
+    from webhook.providers.whatsapp_cloud import MAX_BATCH_ITEMS
+
+    batch = envelope(messages(text("STOP"), *[text("hello", sender=f"1415555{n:04d}") for n in range(MAX_BATCH_ITEMS)]))
+    response = post(web, batch)
+    assert response.status_code == 413 and f"at most {MAX_BATCH_ITEMS}" in response.text
+    assert status_of(web, "whatsapp", WA_ALICE)["status"] == "unknown"
+
+
+def test_a_future_dated_start_or_resume_cannot_hide_a_later_real_stop(web):
+    future = str(int(time.time()) + 10 * 365 * 86400)
+    start = {**text("START"), "timestamp": future}
+    assert post(web, envelope(messages(start))).status_code == 200
+    assert status_of(web, "whatsapp", WA_ALICE)["status"] == "subscribed"
+    time.sleep(1.1)  # Meta's times are whole seconds: the STOP a second after the START
+    assert post(web, envelope(messages(text("STOP")))).status_code == 200
+    assert status_of(web, "whatsapp", WA_ALICE)["status"] == "unsubscribed"
+    resume = {"field": "user_preferences", "value": {"user_preferences": [
+        {"wa_id": WA_BOB, "category": "marketing_messages", "value": "resume", "timestamp": future}]}}
+    assert post(web, envelope(resume)).status_code == 200
+    time.sleep(1.1)
+    assert post(web, envelope(messages(text("STOP", sender=WA_BOB)))).status_code == 200
+    assert status_of(web, "whatsapp", WA_BOB)["status"] == "unsubscribed"

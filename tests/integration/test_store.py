@@ -140,6 +140,18 @@ def test_statuses_among_many(contract_store):
     assert found == {n: "unsubscribed" for n in numbers[::3]} | {numbers[1]: "subscribed"}
 
 
+def test_status_count_counts_every_contact_of_a_channel_erased_ones_included(store):
+    assert store.status_count("brand-b") == 0
+    store.record(event(channel="brand-b", sid="S1"))
+    store.record(event("opt_in", channel="brand-b", address="+14155550124", sid="S2"))
+    store.record(event(channel="brand-b", sid="S3"))  # the same contact again
+    store.record(event(channel="sms", sid="S4"))
+    assert (store.status_count("brand-b"), store.status_count("sms"), store.status_count("whatsapp")) == (2, 1, 0)
+    store.erase(ALICE, lambda channel, address: f"h:{channel}:{address}")
+    # Alice's rows are gone, her hash on brand-b (she had left it) stays: still a status to enforce.
+    assert (store.status_count("brand-b"), store.status_count("sms")) == (2, 1)
+
+
 def test_an_unchanged_status_records_nothing_when_asked(contract_store):
     store = contract_store
     first = store.record(event(), only_if_changes=True)
@@ -301,3 +313,20 @@ def test_copy_db_copies_every_table_that_holds_state(store):
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
                 "AND table_type = 'BASE TABLE'")}
     assert tables == set(COPY_TABLES) | (NOT_COPIED - ({"erasure_in_progress"} if store.kind != "sqlite" else set()))
+
+
+def test_an_erased_contacts_message_ids_stay_duplicates_as_keyed_hashes(store):
+    from webhook.consent import address_hasher
+    from webhook.domain import ReviewItem
+
+    hash_for = address_hasher("store-test-erasure-key-0123456789")
+    store.use_erasure_hasher(hash_for)
+    store.record(event(sid="SMstop"))
+    store.record(event("opt_in", sid="SMstart", channel="whatsapp"))
+    assert store.add_review_item(ReviewItem("whatsapp", ALICE, "cancel my order", utcnow(), "SMrev", dedupe_key="twilio:SMrev"))
+    store.erase(ALICE, hash_for)
+    assert store.record(event("opt_in", sid="SMstart", channel="whatsapp")).skipped == "duplicate"
+    assert store.import_events([event(sid="SMstop")]) == 0
+    assert not store.add_review_item(ReviewItem("whatsapp", ALICE, "cancel my order", utcnow(), "SMrev", dedupe_key="twilio:SMrev"))
+    assert store.subscription("whatsapp", ALICE) is None and store.history("sms", ALICE) == []
+    assert store.record(event("opt_in", sid="SMnew", channel="whatsapp")).created

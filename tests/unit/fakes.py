@@ -59,6 +59,12 @@ class FakeStore:
     def has_erasures(self, channel: str) -> bool:
         return any(c == channel for c, _ in self.erased)
 
+    def use_erasure_hasher(self, hash_for) -> None:
+        self.erasure_hasher = hash_for
+
+    def status_count(self, channel: str) -> int:
+        return sum(1 for c, _ in self.current if c == channel) + sum(1 for c, _ in self.erased if c == channel)
+
     def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
         return {h: self.erased[(channel, h)] for h in hashes if (channel, h) in self.erased}
 

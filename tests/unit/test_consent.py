@@ -303,3 +303,18 @@ def test_an_unsubscribed_contact_is_never_queued_for_review(store):
     later = consent.handle_inbound(inbound("quit it", sid="SMf3"), CONFIG, store)
     assert (first.kept, retried.kept, later.kept) == ("feedback", None, None)
     assert store.reviews == [] and len(store.feedback) == 1
+
+
+def test_a_provider_time_in_the_future_is_recorded_as_now_on_every_path(store):
+    """Whatever the provider: a future time would outrank the contact's next real change."""
+    future = utcnow() + timedelta(days=3650)
+    consent.handle_inbound(inbound("START", received_at=future), CONFIG, store)
+    consent.handle_status(StatusReport(channel_type="sms", message_id="SM9", recipient=ALICE, status="failed",
+                                       error_code="21610", recipient_blocked=True, at=future), CONFIG, store, HASH)
+    consent.handle_preference(PreferenceChange(channel_type="whatsapp", address=ALICE, action="opt_in", key="k1",
+                                               at=future, id_namespace="whatsapp-pref", match_kind="whatsapp_settings"),
+                              CONFIG, store)
+    events = store.history("sms", ALICE) + store.history("whatsapp", ALICE)
+    assert len(events) == 3 and all(event.occurred_at <= utcnow() for event in events)
+    consent.handle_inbound(inbound("STOP", channel_type="whatsapp", sid="SM2"), CONFIG, store)
+    assert status(store, "whatsapp") == "unsubscribed"

@@ -79,11 +79,58 @@ def test_help_reply_must_name_brand_support_and_how_to_stop():
     assert any("how to stop" in m for m in messages)
 
 
+def _drop(document: dict, channel: str, word: str) -> None:
+    """Remove ``word`` (and its compact spelling: STOPALL with STOP ALL) from every opt-out list."""
+    from webhook.matching import normalise
+
+    compact = normalise(word).replace(" ", "")
+    for kind in ("keywords", "first_word", "alone"):
+        for words in document["channels"][channel]["opt_out"].get(kind, {}).values():
+            words[:] = [w for w in words if normalise(w).replace(" ", "") != compact]
+
+
 def test_sms_must_keep_stop_start_and_help():
     d = doc()
-    d["channels"]["sms"]["opt_out"]["keywords"]["en"].remove("STOP")
-    d["channels"]["sms"]["opt_out"]["first_word"]["en"].remove("STOP")
-    assert ("channels.sms.opt_out.keywords", "SMS channels must keep STOP (carriers require it)") in problems(d)
+    _drop(d, "sms", "STOP")
+    d["channels"]["sms"]["opt_in"]["keywords"]["en"].remove("START")
+    d["channels"]["sms"]["help"]["keywords"]["en"].remove("HELP")
+    found = problems(d)
+    assert any(path == "channels.sms.opt_out.keywords" and msg.startswith("SMS channels must keep STOP as an opt-out keyword")
+               for path, msg in found)
+    assert ("channels.sms.opt_in.keywords", "SMS channels must keep START (carriers require it)") in found
+    assert ("channels.sms.help.keywords", "SMS channels must keep HELP (carriers require it)") in found
+
+
+@pytest.mark.parametrize("channel", ["sms", "whatsapp", "email"])
+@pytest.mark.parametrize("word", ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT"])
+def test_every_channel_must_keep_the_required_opt_out_keywords(channel, word):
+    """An admin cannot make a contact's STOP (or QUIT, REVOKE...) stop working, on any channel."""
+    d = doc()
+    _drop(d, channel, word)
+    found = problems(d)
+    assert [path for path, msg in found] == [f"channels.{channel}.opt_out.keywords"]
+    assert f"must keep {word} as an opt-out keyword" in found[0][1]
+
+
+def test_a_required_keyword_may_move_to_another_language_or_the_alone_list():
+    d = doc()
+    d["channels"]["whatsapp"]["opt_out"]["keywords"]["en"].remove("QUIT")
+    d["channels"]["whatsapp"]["opt_out"]["keywords"]["fr"].append("Quit")
+    d["channels"]["email"]["opt_out"]["keywords"]["en"].remove("END")
+    d["channels"]["email"]["opt_out"]["alone"]["en"].append("end")
+    config = parse_document(d)
+    from webhook.matching import match
+
+    assert match("QUIT", config.channels["whatsapp"].index).intent == "opt_out"
+    assert match("End", config.channels["email"].index).intent == "opt_out"
+
+
+def test_a_required_keyword_cannot_be_turned_into_an_opt_in():
+    d = doc()
+    _drop(d, "whatsapp", "END")
+    d["channels"]["whatsapp"]["opt_in"]["keywords"]["en"].append("END")
+    paths = {path for path, _ in problems(d)}
+    assert "channels.whatsapp.opt_out.keywords" in paths
 
 
 def test_default_channels_are_required():

@@ -9,9 +9,10 @@ The store writes the event and the status it implies in one transaction.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from webhook import metrics
-from webhook.domain import ConsentEvent, Recorded
+from webhook.domain import ConsentEvent, Recorded, utcnow
 from webhook.store import Store
 
 MAX_RAW_TEXT = 2000
@@ -42,7 +43,7 @@ def record_change(store: Store, event: ConsentEvent, *, only_if_changes: bool = 
     ``required``: the caller means to record something (an admin confirmed an opt-out),
     so recording nothing raises NotRecorded instead of passing for success.
     """
-    recorded = store.record(event, only_if_changes=only_if_changes)
+    recorded = store.record(not_in_future(event), only_if_changes=only_if_changes)
     if recorded.created:  # committed: counted (unsub_consent_changes_total)
         metrics.count_consent_change(event.channel, event.action, event.source)
     if required and not recorded.created:
@@ -54,8 +55,18 @@ def record_change(store: Store, event: ConsentEvent, *, only_if_changes: bool = 
 
 def record_changes(store: Store, events: list[ConsentEvent], *, only_if_changes: bool = False) -> int:
     """Record events that arrived together (an imported list), in one transaction; how many were added."""
-    return store.import_events(events, only_if_changes=only_if_changes, on_added=_count)
+    return store.import_events([not_in_future(event) for event in events], only_if_changes=only_if_changes,
+                               on_added=_count)
 
 
 def _count(event: ConsentEvent) -> None:
     metrics.count_consent_change(event.channel, event.action, event.source)
+
+
+def not_in_future(event: ConsentEvent) -> ConsentEvent:
+    """The event with a time later than now (a provider's clock, a forged or mistyped time)
+    brought back to now. The latest time wins a contact's status, so a future-dated START
+    would outrank, and silently ignore, the real STOP the contact sends next. Clamped, not
+    refused: the change itself is real, only its time is not."""
+    now = utcnow()
+    return replace(event, occurred_at=now) if event.occurred_at > now else event

@@ -26,12 +26,21 @@ RECIPIENT_BLOCKED_CODES = frozenset({"131050"})
 MAX_ID = 256  # wamid... ids are about 60 characters
 MAX_TEXT = 4096  # a WhatsApp text is at most 4,096 characters
 MAX_CHALLENGE = 200
+# The most messages, statuses and preference changes one POST may carry (Meta's batches hold
+# a few; each item is a database write, and the whole batch must be answered within Meta's
+# timeout). A bigger one is refused with 413 before anything is recorded.
+MAX_BATCH_ITEMS = 1000
+ITEM_LISTS = {"messages": ("messages", "statuses"), "user_preferences": ("user_preferences",)}
 WA_ID = re.compile(r"[1-9][0-9]{5,14}")
 _CHALLENGE = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
 class MalformedPayload(ValueError):
     """Signed, but not Meta's webhook envelope (400)."""
+
+
+class BatchTooLarge(ValueError):
+    """More than MAX_BATCH_ITEMS items in one POST (413)."""
 
 
 def signature_ok(app_secret: str | None, raw_body: bytes, header: str | None) -> bool:
@@ -74,6 +83,9 @@ def parse_batch(data: Any) -> Batch:
     entries = data.get("entry")
     if not isinstance(entries, list):
         raise MalformedPayload('"entry" must be a list')
+    count = item_count(entries)
+    if count > MAX_BATCH_ITEMS:
+        raise BatchTooLarge(f"{count} messages, statuses and preference changes in one webhook; at most {MAX_BATCH_ITEMS}")
     batch = Batch()
     for e, entry in enumerate(entries):
         changes = entry.get("changes") if isinstance(entry, dict) else None
@@ -94,6 +106,31 @@ def parse_batch(data: Any) -> Batch:
             else:
                 batch.skipped.append(Skipped(where, f"field {str(kind)[:40]!r} is not one unsub handles"))
     return batch
+
+
+def item_count(entries: list) -> int:
+    """How many items the batch holds, counted before anything is read from them (every list
+    element counts, a wrong one too: it costs a skip)."""
+    count = 0
+    for entry in entries:
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        for change in changes if isinstance(changes, list) else ():
+            value = change.get("value") if isinstance(change, dict) else None
+            if isinstance(value, dict):
+                for key in ITEM_LISTS.get(str(change.get("field")), ()):
+                    items = value.get(key)
+                    count += len(items) if isinstance(items, list) else 0
+    return count
+
+
+def _list(value: dict, key: str, where: str, batch: Batch) -> list:
+    """``value[key]`` when it is a list; missing or null is none; any other type (a string, a
+    number, an object) is skipped with its reason, so the rest of the batch is still read."""
+    found = value.get(key)
+    if found is None or isinstance(found, list):
+        return found or []
+    batch.skipped.append(Skipped(where, f'"{key}" is not a list'))
+    return []
 
 
 def _identities(value: dict) -> tuple[tuple[str, str], ...]:
@@ -124,12 +161,15 @@ def _address(wa_id: Any) -> str | None:
 
 
 def _when(timestamp: Any) -> datetime:
-    """Meta's unix seconds (a string); now when it is missing or absurd."""
+    """Meta's unix seconds (a string); now when it is missing, absurd or later than now (an
+    event cannot have happened after it is reported, and a future time would outrank, and
+    so hide, the contact's next real change)."""
+    now = utcnow()
     if isinstance(timestamp, (str, int)) and str(timestamp).isascii() and str(timestamp).isdigit() and len(str(timestamp)) <= 11:
         moment = datetime.fromtimestamp(int(timestamp), timezone.utc)
-        if moment.year >= 2009:
+        if moment.year >= 2009 and moment <= now:
             return moment
-    return utcnow()
+    return now
 
 
 def _text(value: Any, limit: int = MAX_TEXT) -> str | None:
@@ -138,7 +178,7 @@ def _text(value: Any, limit: int = MAX_TEXT) -> str | None:
 
 def _messages(value: dict, where: str, batch: Batch) -> None:
     identities = _identities(value)
-    for m, message in enumerate(value.get("messages") or []):
+    for m, message in enumerate(_list(value, "messages", where, batch)):
         at = f"{where} message {m}"
         if not isinstance(message, dict):
             batch.skipped.append(Skipped(at, "not an object"))
@@ -158,7 +198,7 @@ def _messages(value: dict, where: str, batch: Batch) -> None:
             button_payload=payload, received_at=_when(message.get("timestamp")), id_namespace="whatsapp",
             provider=PROVIDER,
         ))
-    for s, status in enumerate(value.get("statuses") or []):
+    for s, status in enumerate(_list(value, "statuses", where, batch)):
         at = f"{where} status {s}"
         report = _status(status, identities)
         if isinstance(report, str):
@@ -193,7 +233,8 @@ def _status(status: Any, identities: tuple[tuple[str, str], ...]) -> StatusRepor
         return "no message id"
     if recipient is None:
         return "no usable recipient number"
-    codes = [str(error.get("code"))[:10] for error in status.get("errors") or [] if isinstance(error, dict)]
+    errors = status.get("errors")
+    codes = [str(error.get("code"))[:10] for error in (errors if isinstance(errors, list) else ()) if isinstance(error, dict)]
     blocked = next((code for code in codes if code in RECIPIENT_BLOCKED_CODES), None)
     return StatusReport(
         channel_type="whatsapp", message_id=wamid, recipient=recipient, status=str(status.get("status") or "")[:20].lower(),
@@ -204,7 +245,7 @@ def _status(status: Any, identities: tuple[tuple[str, str], ...]) -> StatusRepor
 
 def _preferences(value: dict, where: str, batch: Batch) -> None:
     identities = _identities(value)
-    for p, preference in enumerate(value.get("user_preferences") or []):
+    for p, preference in enumerate(_list(value, "user_preferences", where, batch)):
         at = f"{where} preference {p}"
         if not isinstance(preference, dict) or preference.get("category") != "marketing_messages":
             batch.skipped.append(Skipped(at, "not a marketing_messages preference"))

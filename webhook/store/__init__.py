@@ -35,6 +35,23 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+# What an erasure keeps of each provider message id (dedupe key) of the erased contact: the
+# erasure key's HMAC of this namespace and the key (a name no channel can have: it has spaces).
+ERASED_KEY_NAMESPACE = "provider message id"
+# The tables whose dedupe keys an erasure remembers as hashes.
+KEYED_TABLES = ("consent_events", "feedback", "review_items")
+
+
+def erased_key_hash(hash_for: Callable[[str, str], str] | None, key: str | None) -> str | None:
+    """The keyed hash an erasure keeps of a dedupe key (None without a hasher or a key)."""
+    return hash_for(ERASED_KEY_NAMESPACE, key) if hash_for is not None and key else None
+
+
+def campaign_message_key(message_id: str) -> str:
+    """A campaign message's id as an erasure remembers it (apart from the events' dedupe keys)."""
+    return f"campaign-message:{message_id}"
+
+
 class StoreUnavailable(Exception):
     """The database cannot take the change now (down, locked too long). Answer 503 and retry."""
 
@@ -133,6 +150,16 @@ class Store(Protocol):
         """The current status of each of these addresses that has one on the channel."""
 
     def has_erasures(self, channel: str) -> bool: ...
+
+    def use_erasure_hasher(self, hash_for: Callable[[str, str], str]) -> None:
+        """The erasure key's hasher, so that a provider message id an erasure saw (a replayed
+        webhook of an erased contact) is a duplicate, not recorded again. Set by create_app."""
+        ...
+
+    def status_count(self, channel: str) -> int:
+        """How many contacts this channel holds a status for: subscription rows and erased
+        contacts' hashes (what a keyword edit that drops the channel would orphan)."""
+        ...
 
     def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
         """Which of these keyed hashes belong to erased, suppressed addresses (hash -> erased at)."""
@@ -292,6 +319,7 @@ COPY_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[str], f
     ),
     "erased_addresses": (("channel", "address_hash", "erased_at"), ("channel", "address_hash"), frozenset({"erased_at"}),
                          frozenset()),
+    "erased_message_keys": (("key_hash", "erased_at"), ("key_hash",), frozenset({"erased_at"}), frozenset()),
     "campaign_messages": (
         ("message_id", "campaign", "channel", "address", "status", "stage", "sent_at", "delivered_at", "updated_at"),
         ("message_id",), frozenset({"sent_at", "delivered_at", "updated_at"}), frozenset(),

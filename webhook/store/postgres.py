@@ -52,6 +52,7 @@ from webhook.store import (
     EVENT_COLUMNS,
     FEEDBACK_COLUMNS,
     IDENTITY_TABLES,
+    KEYED_TABLES,
     MAX_VERSION_NUMBER,
     REVIEW_COLUMNS,
     STATS_FEEDBACK_LIMIT,
@@ -60,6 +61,8 @@ from webhook.store import (
     ScopeCache,
     StoreUnavailable,
     campaign_counts,
+    campaign_message_key,
+    erased_key_hash,
     event_from_row,
     feedback_from_row,
     key_fingerprint,
@@ -240,6 +243,7 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
         # What tests and tools may connect to directly; same URL the pool uses.
         self.conninfo = database_url
         self._scope_cache = ScopeCache()
+        self._erasure_hasher: Callable[[str, str], str] | None = None
         # A URL libpq cannot parse is reported on first use (migrate at start-up), as
         # StoreUnavailable like any other unusable database, password masked.
         self._bad_url: str | None = None
@@ -360,11 +364,15 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
 
     # -- writes ------------------------------------------------------------------
 
+    def use_erasure_hasher(self, hash_for: Callable[[str, str], str]) -> None:
+        self._erasure_hasher = hash_for
+
     def record(self, event: ConsentEvent, *, only_if_changes: bool = False) -> Recorded:
         # One statement in autocommit mode: one transaction, one round trip. Idempotent (the
         # event's dedupe key), so a connection found dead is retried once.
         return self._once_more_if_lost("record consent event",
-                                       lambda conn: _append(conn, event, None, only_if_changes))
+                                       lambda conn: _append(conn, event, None, only_if_changes,
+                                                            erased_key_hash(self._erasure_hasher, event.dedupe_key)))
 
     def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False,
                       on_added: Callable[[ConsentEvent], None] | None = None) -> int:
@@ -378,7 +386,8 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
         with self._connection("import consent events") as conn:
             with conn.transaction():
                 for event in events:
-                    if _append(conn, event, event.recorded_at, only_if_changes).created:
+                    if _append(conn, event, event.recorded_at, only_if_changes,
+                               erased_key_hash(self._erasure_hasher, event.dedupe_key)).created:
                         added.append(event)
         if on_added is not None:
             for event in added:
@@ -578,6 +587,10 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
             with conn.transaction():
                 for m in messages:
                     at = _utc(m.at)
+                    key_hash = erased_key_hash(self._erasure_hasher, campaign_message_key(m.message_id))
+                    if key_hash and conn.execute("SELECT 1 FROM erased_message_keys WHERE key_hash = %s",
+                                                 (key_hash,)).fetchone():
+                        continue  # sent to a contact erased since: a late or replayed callback stores nothing
                     row = conn.execute(
                         "INSERT INTO campaign_messages AS c (message_id, campaign, channel, address, status, stage, "
                         "sent_at, delivered_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
@@ -603,6 +616,15 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
             return conn.execute(
                 "SELECT 1 FROM erased_addresses WHERE channel = %s LIMIT 1", (_clean(channel),)
             ).fetchone() is not None
+
+    def status_count(self, channel: str) -> int:
+        with self._connection("count statuses") as conn:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM subscriptions WHERE channel = %(c)s) "
+                "+ (SELECT count(*) FROM erased_addresses WHERE channel = %(c)s) AS n", {"c": _clean(channel)},
+            ).fetchone()
+        assert row is not None
+        return int(row["n"])
 
     def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
         rows = self._among(
@@ -643,6 +665,26 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
                     elif row is not None:  # opted in again since an earlier erasure: that hash is stale
                         conn.execute("DELETE FROM erased_addresses WHERE channel = %s AND address_hash = %s",
                                      (channel, hash_for(channel, address)))
+                # Their provider message ids, as keyed hashes: a replay after the erasure stays a duplicate.
+                for table in KEYED_TABLES:
+                    for channel in channels:
+                        keys = [row["dedupe_key"] for row in conn.execute(
+                            f"SELECT dedupe_key FROM {table} WHERE channel = %s AND address = %s AND dedupe_key IS NOT NULL",
+                            (channel, address)).fetchall()]
+                        with conn.cursor() as cursor:
+                            cursor.executemany(
+                                "INSERT INTO erased_message_keys (key_hash) VALUES (%s) ON CONFLICT DO NOTHING",
+                                [(erased_key_hash(hash_for, key),) for key in keys],
+                            )
+                for channel in channels:
+                    ids = [row["message_id"] for row in conn.execute(
+                        "SELECT message_id FROM campaign_messages WHERE channel = %s AND address = %s",
+                        (channel, address)).fetchall()]
+                    with conn.cursor() as cursor:
+                        cursor.executemany(
+                            "INSERT INTO erased_message_keys (key_hash) VALUES (%s) ON CONFLICT DO NOTHING",
+                            [(erased_key_hash(hash_for, campaign_message_key(message_id)),) for message_id in ids],
+                        )
                 conn.execute("SET LOCAL unsub.erasing = 'on'")
                 for channel in channels:
                     for table in ADDRESS_TABLES:  # subscriptions first: they refer to events
@@ -796,9 +838,11 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
         with self._connection("queue a message for review") as conn:
             return conn.execute(
                 "INSERT INTO review_items (channel, address, text, message_id, dedupe_key, received_at, config_version, "
-                "reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (dedupe_key) DO NOTHING",
+                "reason) SELECT %s, %s, %s, %s, %s, %s, %s, %s "
+                "WHERE NOT EXISTS (SELECT 1 FROM erased_message_keys WHERE key_hash = %s) ON CONFLICT (dedupe_key) DO NOTHING",
                 (_clean(item.channel), _clean(item.address), _clean(item.text), _clean(item.message_id),
-                 _clean(item.dedupe_key), _utc(item.received_at), _clean(item.config_version), _clean(item.reason)),
+                 _clean(item.dedupe_key), _utc(item.received_at), _clean(item.config_version), _clean(item.reason),
+                 erased_key_hash(self._erasure_hasher, item.dedupe_key)),
             ).rowcount == 1
 
     def review_items(self, status: str | None, limit: int = 50, offset: int = 0) -> tuple[list[ReviewItem], int]:
@@ -923,7 +967,7 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
 
 
 def _append(conn: psycopg.Connection[DictRow], event: ConsentEvent, recorded_at: datetime | None,
-            only_if_changes: bool) -> Recorded:
+            only_if_changes: bool, key_hash: str | None = None) -> Recorded:
     """Record one event with ``unsub_append_event`` (migration 0009).
 
     The function locks the channel and address until its transaction ends, so events for
@@ -931,13 +975,13 @@ def _append(conn: psycopg.Connection[DictRow], event: ConsentEvent, recorded_at:
     """
     row = conn.execute(
         "SELECT out_added, out_status, out_previous, out_event_id, out_skipped FROM unsub_append_event("
-        "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             _clean(event.channel), _clean(event.address), _clean(event.action), _clean(event.source),
             _clean(event.keyword), _clean(event.language), _clean(event.match_kind), _clean(event.raw_text),
             _clean(event.message_id), _clean(event.dedupe_key), _clean(event.config_version), _clean(event.reason),
             _utc(event.occurred_at), _utc(recorded_at) if recorded_at else None, only_if_changes,
-            _clean(event.campaign),
+            _clean(event.campaign), key_hash,
         ),
     ).fetchone()
     assert row is not None

@@ -47,6 +47,7 @@ from webhook.store import (
     COPY_TABLES,
     EVENT_COLUMNS,
     FEEDBACK_COLUMNS,
+    KEYED_TABLES,
     MAX_VERSION_NUMBER,
     REVIEW_COLUMNS,
     STATS_FEEDBACK_LIMIT,
@@ -55,6 +56,8 @@ from webhook.store import (
     ScopeCache,
     StoreUnavailable,
     campaign_counts,
+    campaign_message_key,
+    erased_key_hash,
     event_from_row,
     feedback_from_row,
     key_fingerprint,
@@ -114,6 +117,10 @@ class SQLiteStore(SQLiteOutbox, SQLiteSeenTokens):
         self.synchronous = "FULL" if options.get("synchronous", "").lower() == "full" else "NORMAL"
         self._local = threading.local()
         self._scope_cache = ScopeCache()
+        self._erasure_hasher: Callable[[str, str], str] | None = None
+
+    def use_erasure_hasher(self, hash_for: Callable[[str, str], str]) -> None:
+        self._erasure_hasher = hash_for
 
     # -- connections -------------------------------------------------------------
 
@@ -212,7 +219,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteSeenTokens):
 
     def record(self, event: ConsentEvent, *, only_if_changes: bool = False) -> Recorded:
         with self._write("record consent event") as conn:
-            return _append(conn, event, utcnow(), only_if_changes)
+            return _append(conn, event, utcnow(), only_if_changes, key_hash=erased_key_hash(self._erasure_hasher, event.dedupe_key))
 
     def import_events(self, events: list[ConsentEvent], *, only_if_changes: bool = False,
                       on_added: Callable[[ConsentEvent], None] | None = None) -> int:
@@ -225,7 +232,8 @@ class SQLiteStore(SQLiteOutbox, SQLiteSeenTokens):
         added: list[ConsentEvent] = []
         with self._write("import consent events") as conn:
             for event in events:
-                if _append(conn, event, event.recorded_at or utcnow(), only_if_changes).created:
+                if _append(conn, event, event.recorded_at or utcnow(), only_if_changes,
+                           key_hash=erased_key_hash(self._erasure_hasher, event.dedupe_key)).created:
                     added.append(event)
         if on_added is not None:
             for event in added:
@@ -368,6 +376,9 @@ class SQLiteStore(SQLiteOutbox, SQLiteSeenTokens):
         with self._write("record campaign messages") as conn:
             for m in messages:
                 at = to_text(m.at)
+                key_hash = erased_key_hash(self._erasure_hasher, campaign_message_key(m.message_id))
+                if key_hash and conn.execute("SELECT 1 FROM erased_message_keys WHERE key_hash = ?", (key_hash,)).fetchone():
+                    continue  # sent to a contact erased since: a late or replayed callback stores nothing
                 new = conn.execute(
                     "INSERT INTO campaign_messages (message_id, campaign, channel, address, status, stage, sent_at, "
                     "delivered_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
@@ -392,6 +403,12 @@ class SQLiteStore(SQLiteOutbox, SQLiteSeenTokens):
 
     def has_erasures(self, channel: str) -> bool:
         return bool(self._query("SELECT 1 AS x FROM erased_addresses WHERE channel = ? LIMIT 1", (channel,)))
+
+    def status_count(self, channel: str) -> int:
+        return self._query(
+            "SELECT (SELECT count(*) FROM subscriptions WHERE channel = ?) "
+            "+ (SELECT count(*) FROM erased_addresses WHERE channel = ?) AS n", (channel, channel),
+        )[0]["n"]
 
     def erased_among(self, channel: str, hashes: Iterable[str]) -> dict[str, datetime]:
         rows = self._among(
@@ -425,6 +442,21 @@ class SQLiteStore(SQLiteOutbox, SQLiteSeenTokens):
                 elif row is not None:  # opted in again since an earlier erasure: that hash is stale
                     conn.execute("DELETE FROM erased_addresses WHERE channel = ? AND address_hash = ?",
                                  (channel, hash_for(channel, address)))
+            # Their provider message ids, as keyed hashes: a replay after the erasure stays a duplicate.
+            for table in KEYED_TABLES:
+                for channel in channels:
+                    conn.executemany(
+                        "INSERT INTO erased_message_keys (key_hash, erased_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                        [(erased_key_hash(hash_for, row[0]), now) for row in conn.execute(
+                            f"SELECT dedupe_key FROM {table} WHERE channel = ? AND address = ? AND dedupe_key IS NOT NULL",
+                            (channel, address))],
+                    )
+            for channel in channels:
+                conn.executemany(
+                    "INSERT INTO erased_message_keys (key_hash, erased_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [(erased_key_hash(hash_for, campaign_message_key(row[0])), now) for row in conn.execute(
+                        "SELECT message_id FROM campaign_messages WHERE channel = ? AND address = ?", (channel, address))],
+                )
             conn.execute("INSERT INTO erasure_in_progress (marker) VALUES (1)")
             for channel in channels:
                 for table in ADDRESS_TABLES:  # subscriptions first: they refer to events
@@ -572,9 +604,10 @@ class SQLiteStore(SQLiteOutbox, SQLiteSeenTokens):
         with self._write("queue a message for review") as conn:
             return conn.execute(
                 "INSERT INTO review_items (channel, address, text, message_id, dedupe_key, received_at, "
-                "config_version, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+                "config_version, reason) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM erased_message_keys WHERE key_hash = ?) ON CONFLICT (dedupe_key) DO NOTHING",
                 (item.channel, item.address, item.text, item.message_id, item.dedupe_key, to_text(item.received_at),
-                 item.config_version, item.reason),
+                 item.config_version, item.reason, erased_key_hash(self._erasure_hasher, item.dedupe_key)),
             ).rowcount == 1
 
     def review_items(self, status: str | None, limit: int = 50, offset: int = 0) -> tuple[list[ReviewItem], int]:
@@ -709,7 +742,7 @@ def _when_free(action: Callable[[], T]) -> T:
 
 
 def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime, only_if_changes: bool,
-            copy: bool = False) -> Recorded:
+            copy: bool = False, key_hash: str | None = None) -> Recorded:
     """Insert one event, move the current status if the event is the latest, and queue its
     deliveries to the enabled webhook endpoints, inside the caller's write transaction
     (which holds the database's write lock). ``copy``: keep the event's id, announce nothing."""
@@ -719,6 +752,8 @@ def _append(conn: sqlite3.Connection, event: ConsentEvent, recorded_at: datetime
     previous = cast(Status, row[0] if row else "unknown")
     if only_if_changes and previous == STATUS_OF_ACTION[event.action]:
         return Recorded(False, previous, previous, "unchanged")
+    if key_hash is not None and conn.execute("SELECT 1 FROM erased_message_keys WHERE key_hash = ?", (key_hash,)).fetchone():
+        return Recorded(False, previous, previous, "duplicate")  # a message of a contact erased since
     occurred = to_text(event.occurred_at)
     cursor = conn.execute(
         "INSERT INTO consent_events (id, channel, address, action, source, keyword, language, "

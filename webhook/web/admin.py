@@ -287,6 +287,8 @@ def _field_of(path: str, channel: str, language: str) -> str | None:
     if parts[:2] != ["channels", channel] or len(parts) < 4 or parts[2] not in INTENTS:
         return None
     intent, kind = parts[2], parts[3]
+    if kind == "keywords" and len(parts) == 4:
+        return f"{intent}_keywords"  # a rule on the whole channel (a required keyword): every language's page
     if kind == "reply":
         return f"{intent}_reply" if len(parts) == 4 or parts[4] == language else None
     if len(parts) < 5 or parts[4] != language:
@@ -379,7 +381,11 @@ def version(number: int):
 
 @bp.post("/keywords/versions/<int:number>/rollback")
 def rollback(number: int):
-    version = services().keywords.rollback(number, author="admin")
+    try:
+        version = services().keywords.rollback(number, author="admin")
+    except KeywordConfigError as error:  # an old version today's rules refuse, or one that drops a channel in use
+        flash(f"Not rolled back to version {number}: " + "; ".join(f"{p.path}: {p.message}" for p in error.problems[:5]))
+        return redirect(url_for("admin.versions"))
     if version is None:
         abort(404)
     flash(f"Rolled back: version {version.number} has the content of version {number}.")

@@ -304,7 +304,10 @@ def get_keyword_version(number: int) -> Response:
 @bp.post("/keywords/versions/<int:number>/rollback")
 def rollback_keywords(number: int) -> Response:
     """A new version with the content of version ``number``."""
-    version = services().keywords.rollback(number, author=request.args.get("author") or "api")
+    try:
+        version = services().keywords.rollback(number, author=request.args.get("author") or "api")
+    except KeywordConfigError as error:  # an old version today's rules refuse, or one that drops a channel in use
+        return _invalid_config(error)
     if version is None:
         return error_response(404, "not_found", f"no keyword version {number}")
     return jsonify(_version_json(version, full=True))

@@ -39,6 +39,9 @@ def receive() -> Response:
         abort(403, description="invalid or missing X-Hub-Signature-256")
     try:
         batch = whatsapp_cloud.parse_batch(bounded_json.loads(raw.decode("utf-8")))
+    except whatsapp_cloud.BatchTooLarge as error:  # refused whole, before anything is recorded
+        log.warning("refused a WhatsApp webhook: %s", error)
+        abort(413, description=f"WhatsApp webhook too large: {error}")
     except (UnicodeDecodeError, ValueError) as error:  # not JSON, too deep, or not the envelope
         abort(400, description=f"malformed WhatsApp webhook: {error}")
     for item in batch.items:
