@@ -26,7 +26,9 @@ __all__ = ["URL_ATOMS", "MaskingLogger", "mask_url"]
 
 # Fields of the access log that hold the URL: request line, path, query, referer, and the
 # same from the environ ({...}e) and request headers ({...}i).
-URL_ATOMS = ("r", "U", "q", "f", "{raw_uri}e", "{path_info}e", "{query_string}e", "{http_referer}e", "{referer}i")
+URL_ATOMS = ("r", "U", "q", "f", "{raw_uri}e", "{path_info}e", "{query_string}e", "{http_referer}e", "{referer}i",
+             # what else the client writes into the line: its User-Agent and a Basic-auth user name
+             "a", "{user-agent}i", "u")
 # What the app leaves in the WSGI environ for this log (webhook.web.observe).
 ROUTE_KEY = "unsub.route"
 REQUEST_ID_KEY = "unsub.request_id"

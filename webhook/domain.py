@@ -114,6 +114,10 @@ class PreferenceChange:
     source: str = "provider"
     campaign: str | None = None
     message_id: str | None = None  # the provider's id of the event, shown in the history
+    # An opt-in that may only undo one kind of opt-out: (match_kind, reason) of the opt-out
+    # it reverses (SendGrid: rejoining group 42 undoes leaving group 42, never a global
+    # unsubscribe or a spam complaint). None: any (the contact re-subscribed the channel).
+    undoes: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -185,8 +189,9 @@ class Recorded:
     """What recording an event did.
 
     ``created`` is False when nothing was recorded; ``skipped`` then says why: ``duplicate``
-    (an event with the same dedupe key exists) or ``unchanged`` (the address already had
-    that status, for a change that asked to be recorded only if it changes something).
+    (an event with the same dedupe key exists), ``unchanged`` (the address already had
+    that status, for a change that asked to be recorded only if it changes something) or
+    ``narrower`` (a provider's opt-in narrower than the opt-out in force, which it cannot undo).
     ``status`` is the status after it, ``previous`` the one before (``unknown``: none).
     """
 

@@ -13,6 +13,7 @@ The Procfile's command-line flags stay the settings; this module only adds hooks
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,6 +22,9 @@ from typing import Any
 from webhook.metrics import MULTIPROC_ENV
 
 _created: str | None = None
+# The files prometheus_client's multiprocess mode writes: counter_<pid>.db, gauge_<mode>_<pid>.db,
+# histogram_<pid>.db, summary_<pid>.db.
+CLIENT_FILE = re.compile(r"(?:counter|histogram|summary)_\d+\.db|gauge_[a-z]+_\d+\.db")
 
 
 def prepare_multiproc_dir(environ: Any = os.environ) -> str | None:
@@ -32,8 +36,11 @@ def prepare_multiproc_dir(environ: Any = os.environ) -> str | None:
     if path:
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob("*.db"):
-            stale.unlink()
+        for stale in folder.iterdir():
+            # Only prometheus_client's own files: the folder may be shared (a single /data
+            # volume holding unsub.db too), and nothing else in it is ours to delete.
+            if CLIENT_FILE.fullmatch(stale.name) and stale.is_file():
+                stale.unlink()
     else:
         path = _created = tempfile.mkdtemp(prefix="unsub-metrics-")
     environ[MULTIPROC_ENV] = path

@@ -82,9 +82,18 @@ def count_inbound(provider: str, channel: str, intent: str) -> None:
         _on.inbound_messages.labels(provider, channel, intent).inc()
 
 
+# Methods a client can send are unbounded text: anything else is counted as ``other`` so a
+# caller cannot create series at will (routes are URL rule patterns, statuses are ours).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "other"
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
     if _on is not None:
-        _on.request_duration.labels(route, method, str(status)).observe(seconds)
+        _on.request_duration.labels(route, method_label(method), str(status)).observe(seconds)
 
 
 def count_deliveries(results: dict[str, int]) -> None:

@@ -35,7 +35,10 @@ _REST = r"(?P<address>(?:(?!\sHTTP/)[^?#])*)"
 ADDRESS_ROUTES = re.compile(
     r"(?P<route>/api/v1/subscriptions/[^/?#\s]+/|/api/v1/contacts/|/admin/contacts/[^/?#\s]+/)" + _REST
 )
-SECRET_ROUTES = re.compile(r"(?P<route>/unsubscribe/|/webhooks/email/sendgrid/)[^/?#\s]+")
+SECRET_ROUTES = re.compile(r"(?P<route>/unsubscribe/|/webhooks/email/sendgrid/)[^/?#\s]+", re.IGNORECASE)
+# Query parameters that carry a secret, on any route (a client may send them to the wrong one).
+SECRET_PARAMS = re.compile(r"(?:^|(?<=[?&;]))(?P<name>token|secret|key|signature|access_token|api_key|password)="
+                           r"[^&#\s]*", re.IGNORECASE)
 # Query parameters that carry an address: admin search (q), admin export (address), the
 # suppression list's paging cursor (after). At the start of a bare query string too.
 ADDRESS_PARAMS = re.compile(r"(?:^|(?<=[?&;]))(?P<name>q|address|after)=(?P<value>[^&#\s]*)")
@@ -53,7 +56,9 @@ PHONE_RUN = re.compile(
     # Vanity numbers: country code, area code, then digits and letters (+1-800-FLOWERS).
     rf"(?P<vanity>{_PLUS}[0-9]{{1,3}}{_SEPARATOR}{{0,3}}[0-9]{{2,4}}{_SEPARATOR}{{0,3}}"
     rf"(?=[0-9]*[A-Za-z])[0-9A-Za-z]{{4,8}}(?![0-9A-Za-z]))"
-    rf"|{_PLUS}?[0-9](?:{_SEPARATOR}{{0,3}}[0-9])*"
+    # A run without a + never starts inside a word: the digits of an id (SMd864ca363a...,
+    # a request id) are not a phone number, and operators search logs for those ids.
+    rf"|(?:{_PLUS}|(?<![0-9A-Za-z]))[0-9](?:{_SEPARATOR}{{0,3}}[0-9])*"
 )
 # Dates and IPv4 addresses look like numbers with separators and are left alone.
 NOT_A_PHONE = re.compile(
@@ -144,6 +149,8 @@ def _mask_phone_run(found: re.Match[str]) -> str:
         decoded = unquote(run)
         if sum(ch.isdigit() for ch in decoded) < MIN_PHONE_DIGITS or NOT_A_PHONE.fullmatch(decoded):
             return run
+        if decoded[0] != "+" and found.string[found.end():found.end() + 1].isalnum():
+            return run  # the start of an id (3485729abc...), not a number
     return _mask_encoded(run)
 
 
@@ -162,5 +169,6 @@ def mask_url(text: str) -> str:
     text = SECRET_ROUTES.sub(r"\g<route>" + HIDDEN, text)
     text = ADDRESS_ROUTES.sub(_mask_route, text)
     text = ADDRESS_PARAMS.sub(_mask_param, text)
+    text = SECRET_PARAMS.sub(r"\g<name>=" + HIDDEN, text)
     text = EMAIL.sub(_mask_email_match, text)
     return PHONE_RUN.sub(_mask_phone_run, text)

@@ -105,6 +105,23 @@ def test_sendgrid_unsubscribes_groups_and_resubscribes(grouped):
     assert [e.source for e in mail_store.history("brand-b-mail", CAROL)] == ["provider", "provider"]
 
 
+@pytest.mark.parametrize("broad", ["unsubscribe", "spamreport", "group_unsubscribe_7"])
+def test_rejoining_one_group_does_not_undo_a_broader_opt_out(mail, mail_store, broad):
+    """A contact who unsubscribed from all mail, reported spam, or left another group stays
+    unsubscribed when they rejoin group 42: opt-in is strict, and narrower is not broader."""
+    now = int(time.time())
+    first = (sendgrid_event("group_unsubscribe", CAROL, asm_group_id=7, timestamp=now - 60) if broad.startswith("group")
+             else sendgrid_event(broad, CAROL, timestamp=now - 60))
+    assert sendgrid(mail, [first]).status_code == 200
+    assert sendgrid(mail, [sendgrid_event("group_resubscribe", CAROL, asm_group_id=42, timestamp=now - 30)]).status_code == 200
+    assert status(mail_store, CAROL) == "unsubscribed"
+    assert [e.action for e in mail_store.history("email", CAROL)] == ["opt_out"]
+    # Rejoining the group they left does re-subscribe them.
+    if broad.startswith("group"):
+        assert sendgrid(mail, [sendgrid_event("group_resubscribe", CAROL, asm_group_id=7, timestamp=now - 10)]).status_code == 200
+        assert status(mail_store, CAROL) == "subscribed"
+
+
 def test_a_redelivered_sendgrid_event_counts_once(mail, mail_store):
     batch = [sendgrid_event("spamreport", BOB, sg_event_id="same-id")]
     assert sendgrid(mail, batch).status_code == 200

@@ -38,6 +38,10 @@ from webhook.access_log import MaskingLogger, mask_url
     ("GET /api/v1/subscriptions/sms/%EF%BC%8B%EF%BC%91%EF%BC%94%EF%BC%91%EF%BC%95%EF%BC%95%EF%BC%95%EF%BC%95%EF%BC%90"
      "%EF%BC%91%EF%BC%92%EF%BC%93 HTTP/1.1", "GET /api/v1/subscriptions/sms/%2B1***23 HTTP/1.1"),
     ("POST /admin/contacts/sms/+14155550123 HTTP/1.1", "POST /admin/contacts/sms/+1***23 HTTP/1.1"),
+    # Secrets sent as query parameters to any route, and the SendGrid path in other capitals.
+    ("GET /healthz?token=abcDEF123&x=1 HTTP/1.1", "GET /healthz?token=***&x=1 HTTP/1.1"),
+    ("GET /metrics?API_KEY=s3cr3t HTTP/1.1", "GET /metrics?API_KEY=*** HTTP/1.1"),
+    ("POST /Webhooks/Email/SendGrid/s3cret-path HTTP/1.1", "POST /Webhooks/Email/SendGrid/*** HTTP/1.1"),
     # Queries that carry an address, with or without +.
     ("GET /admin/contacts?q=14155550123 HTTP/1.1", "GET /admin/contacts?q=***23 HTTP/1.1"),
     ("GET /admin/contacts?q=%2B1+415+555+0123 HTTP/1.1", "GET /admin/contacts?q=%2B1***23 HTTP/1.1"),
@@ -93,11 +97,14 @@ def test_the_logger_masks_every_url_field():
 
     environ = {"REQUEST_METHOD": "GET", "RAW_URI": "/admin/contacts?q=%2B14155550123", "SERVER_PROTOCOL": "HTTP/1.1",
                "PATH_INFO": "/admin/contacts", "QUERY_STRING": "q=%2B14155550123",
-               "HTTP_REFERER": "https://unsub.example.com/admin/contacts?q=bob@example.com", "REMOTE_ADDR": "127.0.0.1"}
+               "HTTP_REFERER": "https://unsub.example.com/admin/contacts?q=bob@example.com", "REMOTE_ADDR": "127.0.0.1",
+               "HTTP_USER_AGENT": "crm-sync (owner +1 415 555 0199, carol@example.com)"}
     logger = MaskingLogger.__new__(MaskingLogger)
     logger.cfg = Config()
-    atoms = logger.atoms(Response(), [("Referer", environ["HTTP_REFERER"])], environ, datetime.timedelta(seconds=0))
+    headers = [("Referer", environ["HTTP_REFERER"]), ("User-Agent", environ["HTTP_USER_AGENT"])]
+    atoms = logger.atoms(Response(), headers, environ, datetime.timedelta(seconds=0))
     assert atoms["r"] == "GET /admin/contacts?q=%2B1***23 HTTP/1.1"
     assert atoms["q"] == "q=%2B1***23"
     assert atoms["f"].endswith("q=b***@example.com") and atoms["{referer}i"].endswith("q=b***@example.com")
     assert "4155550123" not in repr(atoms)
+    assert "555 0199" not in atoms["a"] and "carol@" not in atoms["a"]  # the User-Agent is the client's text too

@@ -86,3 +86,13 @@ def test_configure_sends_every_logger_through_one_masked_handler(capsys):
         root.setLevel(before[1])
         logging.getLogger("unsub").setLevel(before[2])
     assert [line["message"] for line in lines] == ["to +1***23", "kept for b***@example.com"]
+
+
+def test_a_batch_of_many_unusable_items_writes_a_bounded_number_of_lines(caplog):
+    from webhook.domain import Skipped
+    from webhook.web.webhooks import MAX_LOGGED_SKIPS, log_skipped
+
+    caplog.set_level(logging.INFO, logger="unsub.test")
+    log_skipped(logging.getLogger("unsub.test"), "WhatsApp", [Skipped(f"entry {i}", "not an object") for i in range(5000)])
+    assert len(caplog.records) == MAX_LOGGED_SKIPS + 1
+    assert caplog.records[-1].getMessage() == f"skipped {5000 - MAX_LOGGED_SKIPS} more items of that WhatsApp webhook"

@@ -55,3 +55,20 @@ def test_the_worker_endpoint_checks_the_token(header, status):
     assert got == status
     if status == 200:
         assert 'unsub_build_info{version="0.1.0"} 1.0' in body
+
+
+def test_made_up_methods_share_one_label():
+    assert metrics.method_label("POST") == "POST"
+    assert {metrics.method_label(m) for m in ("FOO", "post", "GETX", "X" * 500)} == {"other"}
+
+
+def test_start_up_empties_only_the_clients_files_from_a_shared_folder(tmp_path):
+    from webhook.gunicorn_conf import prepare_multiproc_dir
+
+    keep = ["unsub.db", "unsub.db-wal", "unsub.db-shm", "notes.db", "counter_1.db.bak"]
+    drop = ["counter_12.db", "gauge_livesum_12.db", "histogram_7.db", "summary_3.db"]
+    for name in keep + drop:
+        (tmp_path / name).write_bytes(b"x")
+    environ = {"METRICS_TOKEN": "t" * 20, metrics.MULTIPROC_ENV: str(tmp_path)}
+    assert prepare_multiproc_dir(environ) == str(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep)

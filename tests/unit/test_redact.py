@@ -52,3 +52,22 @@ def test_mask_url_was_quadratic_on_long_runs_without_at():
     started = time.monotonic()
     assert mask_url("/x/%2B" + "1" * 100_000 + "x").endswith("***11x")
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("line", [
+    "twilio message SMd864ca363a64b968f502b0123456789 recorded",
+    "request 3485729ab1c2d3e4f5a6b7c8d9e0f1a2 done",
+    "wamid.HBgLMTQxNTU1NTAxMjMVAgASGBQzQTNC",
+])
+def test_ids_that_hold_digit_runs_are_kept_for_operators(line):
+    assert mask_url(line) == line
+
+
+@pytest.mark.parametrize("line, hidden", [
+    ("from 4155550123 today", "4155550123"),
+    ("id_4155550123", "4155550123"),
+    ("to=%2B14155550123&x=1", "4155550123"),
+    ("call+14155550123now", "4155550123"),
+])
+def test_numbers_beside_ids_are_still_masked(line, hidden):
+    assert hidden not in mask_url(line)

@@ -254,6 +254,11 @@ def handle_preference(change: PreferenceChange, config: KeywordConfig, store: St
     if change.source not in PREFERENCE_SOURCES:
         raise ValueError(f"a provider's preference change has source provider or complaint, not {change.source!r}")
     channel = config.channel_for(change.channel_type, change.identities)
+    if change.action == "opt_in" and change.undoes is not None:
+        latest = store.history(channel.name, change.address, limit=1)
+        if latest and latest[-1].action == "opt_out" and (latest[-1].match_kind, latest[-1].reason) != change.undoes:
+            # Rejoining one SendGrid group does not undo leaving every mail, or a spam report.
+            return Recorded(created=False, status="unsubscribed", previous="unsubscribed", skipped="narrower")
     return record_change(store, ConsentEvent(
         channel=channel.name, address=change.address, action=change.action, source=change.source,
         occurred_at=change.at, match_kind=change.match_kind, dedupe_key=dedupe_key(change.id_namespace, change.key),

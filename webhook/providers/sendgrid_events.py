@@ -132,6 +132,8 @@ def _change(kind: str, event: dict) -> PreferenceChange | str:
         key=event_id, identities=(("asm_group_id", group),) if group else (), detail=reason.format(group=group),
         at=_when(event.get("timestamp")), id_namespace="sendgrid-event", match_kind=f"sendgrid_{kind}",
         source=source, campaign=_campaign(event), message_id=event_id,
+        undoes=("sendgrid_group_unsubscribe", EVENTS["group_unsubscribe"][2].format(group=group))
+        if kind == "group_resubscribe" else None,
     )
 
 

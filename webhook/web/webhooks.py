@@ -6,10 +6,12 @@ import logging
 import socket
 import struct
 import time
+from typing import Sequence
 
 from flask import Blueprint, Response, abort, request
 
 from webhook import Services, consent, forwarding
+from webhook.domain import Skipped
 from webhook.providers import twilio
 from webhook.web import forward_client, services
 
@@ -24,6 +26,18 @@ def mask(address: str) -> str:
     from webhook.redact import mask_address
 
     return mask_address(address)
+
+
+MAX_LOGGED_SKIPS = 20  # a batch of thousands of unreadable items must not flood the log
+
+
+def log_skipped(logger: logging.Logger, provider: str, skipped: Sequence[Skipped]) -> None:
+    """One line for each of the first MAX_LOGGED_SKIPS items a provider's batch could not
+    use, then one line with how many more."""
+    for item in skipped[:MAX_LOGGED_SKIPS]:
+        logger.info("skipped %s of a %s webhook: %s", item.where, provider, item.why)
+    if len(skipped) > MAX_LOGGED_SKIPS:
+        logger.info("skipped %d more items of that %s webhook", len(skipped) - MAX_LOGGED_SKIPS, provider)
 
 
 def _require_twilio_signature(svc: Services) -> twilio.TwilioForm:

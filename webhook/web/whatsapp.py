@@ -11,7 +11,7 @@ from webhook import bounded_json, consent
 from webhook.domain import InboundMessage, PreferenceChange, StatusReport
 from webhook.providers import whatsapp_cloud
 from webhook.web import services
-from webhook.web.webhooks import mask
+from webhook.web.webhooks import log_skipped, mask
 
 bp = Blueprint("whatsapp", __name__)
 log = logging.getLogger("unsub.whatsapp")
@@ -53,8 +53,7 @@ def receive() -> Response:
                 log.info("WhatsApp says %s stopped marketing messages (%s)", mask(item.recipient), item.error_code)
         elif isinstance(item, PreferenceChange):
             consent.handle_preference(item, svc.config, svc.store)
-    for skipped in batch.skipped:
-        log.info("skipped %s of a WhatsApp webhook: %s", skipped.where, skipped.why)
+    log_skipped(log, "WhatsApp", batch.skipped)
     return Response("ok\n", mimetype="text/plain")
 
 
