@@ -309,13 +309,16 @@ def run_round(number: int, args: argparse.Namespace, workdir: Path) -> Round:
         started = time.monotonic()
         for index in range(args.workers):
             log = (round_dir / f"worker-{index}.log").open("ab")
-            workers.append(subprocess.Popen([unsub, "worker"], cwd=round_dir, env=env, stdout=log, stderr=subprocess.STDOUT))
+            command = [unsub, "worker", *(["--once"] if args.once else [])]
+            workers.append(subprocess.Popen(command, cwd=round_dir, env=env, stdout=log, stderr=subprocess.STDOUT))
         deadline = started + args.timeout
         while delivered_count(url, polling) < args.deliveries:
             if time.monotonic() > deadline:
                 sys.exit(f"[round {number}] not all delivered within {args.timeout:g} s: {outbox_states(url)}")
-            if any(w.poll() is not None for w in workers):
-                sys.exit(f"[round {number}] a worker exited; see {round_dir}")
+            exited = [w.poll() is not None for w in workers]
+            if (all(exited) or (not args.once and any(exited))) and delivered_count(url, polling) < args.deliveries:
+                sys.exit(f"[round {number}] worker(s) exited with {[w.returncode for w in workers]} before all was "
+                         f"delivered: {outbox_states(url)}; see {round_dir}")
             time.sleep(0.02)
         seconds = time.monotonic() - started
         wall = seconds
@@ -326,7 +329,8 @@ def run_round(number: int, args: argparse.Namespace, workdir: Path) -> Round:
         }
         if args.database_url:
             cpu["postgres"] = round(100 * (cpu_seconds(postgres_pids()) - pg0) / wall, 1)
-        exits = [stop(w) for w in workers]
+        # --once: each worker exits by itself once nothing is due; else SIGTERM, as a platform stops it.
+        exits = [w.wait(timeout=args.timeout) if args.once else stop(w) for w in workers]
         received = get_json(f"{base}/dump")
         assert isinstance(received, list)
     finally:
@@ -407,6 +411,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a postgresql:// server: each round runs on a fresh scratch database there (default: a SQLite file per round)",
     )
     parser.add_argument("--scratch-database", default=SCRATCH_DATABASE, help=f"its name (default {SCRATCH_DATABASE})")
+    parser.add_argument("--once", action="store_true",
+                        help="run `unsub worker --once` (drain and exit) instead of the Procfile's `unsub worker`")
     parser.add_argument("--timeout", type=float, default=300, help="give up a round after this many seconds (default 300)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=f"where the JSON goes (default {RESULTS_DIR})")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases) and the scratch database")
