@@ -571,6 +571,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def cpu_per_request(result: AppResult) -> float:
+    """gunicorn's CPU microseconds per request while measuring (0 when not sampled)."""
+    if not result.cpu_percent or not result.requests_per_s:
+        return 0.0
+    return round(result.cpu_percent["gunicorn"] / 100 * 1e6 / result.requests_per_s, 1)
+
+
 def compare_endpoint(args: argparse.Namespace, plan: Plan, env: dict[str, str], started: dt.datetime,
                      code: dict[str, object]) -> int:
     """Alternating rounds of unsub without and with one enabled endpoint, each on a fresh database."""
@@ -591,10 +598,15 @@ def compare_endpoint(args: argparse.Namespace, plan: Plan, env: dict[str, str], 
             problems += endpoint_problems(result, 1 if condition == "with" else 0)
             time.sleep(1.0)
         ratio = measured["with"].requests_per_s / measured["without"].requests_per_s
+        # gunicorn's CPU per request: less moved than requests/s by what else runs on the machine.
+        cost = {c: cpu_per_request(measured[c]) for c in ("without", "with")}
+        cpu_ratio = cost["without"] / cost["with"] if cost["without"] and cost["with"] else 0.0
         runs.append({"round": number, "order": list(order), "ratio": round(ratio, 4),
+                     "cpu_us_per_request": cost, "cpu_ratio": round(cpu_ratio, 4),
                      "without": asdict(measured["without"]), "with": asdict(measured["with"])})
         print(f"[round {number}] without {measured['without'].requests_per_s:.0f} req/s, with "
-              f"{measured['with'].requests_per_s:.0f} req/s: ratio {ratio:.3f}", flush=True)
+              f"{measured['with'].requests_per_s:.0f} req/s: ratio {ratio:.3f}; gunicorn CPU per request "
+              f"{cost['without']:.0f} / {cost['with']:.0f} us: ratio {cpu_ratio:.3f}", flush=True)
     if args.database_url and not args.keep_temp:
         import psycopg
         from psycopg import sql
@@ -609,6 +621,7 @@ def compare_endpoint(args: argparse.Namespace, plan: Plan, env: dict[str, str], 
                 "range_pct": round(100 * (max(values) - min(values)) / 2 / median, 1)}
 
     ratios = summary([run["ratio"] for run in runs])
+    cpu_ratios = summary([run["cpu_ratio"] for run in runs])
     without = summary([run["without"]["requests_per_s"] for run in runs])
     with_endpoint = summary([run["with"]["requests_per_s"] for run in runs])
     met = ratios["median"] >= ENDPOINT_TARGET_RATIO
@@ -618,6 +631,8 @@ def compare_endpoint(args: argparse.Namespace, plan: Plan, env: dict[str, str], 
     print("ratio with/without per round: " + ", ".join(f"{run['ratio']:.3f}" for run in runs))
     print(f"median ratio {ratios['median']:.3f} (spread {ratios['min']:.3f}-{ratios['max']:.3f}); "
           f"target >= {ENDPOINT_TARGET_RATIO}: {'met' if met else 'NOT met'}")
+    print(f"gunicorn CPU per request, without/with: median {cpu_ratios['median']:.3f} "
+          f"(spread {cpu_ratios['min']:.3f}-{cpu_ratios['max']:.3f})")
     print(f"load average before {' '.join(f'{v:.2f}' for v in load_before)}, after {' '.join(f'{v:.2f}' for v in load_after)}")
     for problem in problems:
         print(f"PROBLEM: {problem}")
@@ -636,7 +651,7 @@ def compare_endpoint(args: argparse.Namespace, plan: Plan, env: dict[str, str], 
             "database": redact(args.database_url) + f" (scratch {args.scratch_database})" if args.database_url
             else "a fresh SQLite file per run" + (f" ?{args.sqlite_options}" if args.sqlite_options else ""),
         },
-        "rounds": runs, "ratio": ratios, "without_requests_per_s": without, "with_requests_per_s": with_endpoint,
+        "rounds": runs, "ratio": ratios, "cpu_ratio": cpu_ratios, "without_requests_per_s": without, "with_requests_per_s": with_endpoint,
         "target_ratio": ENDPOINT_TARGET_RATIO, "target_met": met, "valid": not problems, "problems": problems,
         "warnings": warnings,
     }
