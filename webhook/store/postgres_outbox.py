@@ -178,7 +178,7 @@ class PostgresOutbox:
                 "WHERE o.id = free.id RETURNING o.*) "
                 f"SELECT {CLAIMED_COLUMNS} FROM taken o LEFT JOIN webhook_endpoints e ON e.id = o.endpoint_id "
                 "ORDER BY o.id",
-                {"busy": busy_lanes, "candidates": CANDIDATES, "per_lane": per_lane, "limit": limit, "worker": worker,
+                {"busy": busy_lanes, "candidates": min(CANDIDATES, limit), "per_lane": per_lane, "limit": limit, "worker": worker,
                  "lease": lease},
             ).fetchall()
         return [claimed(row) for row in found]
