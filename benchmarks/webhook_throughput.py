@@ -1,4 +1,6 @@
-"""Webhook throughput: unsub's Twilio webhook against a bare Flask app, same gunicorn flags.
+"""Webhook throughput: unsub's Twilio webhook against a bare Flask app, same gunicorn flags;
+or (``--compare endpoint``) unsub with one enabled consent-webhook endpoint against unsub
+without, in alternating rounds.
 
 One run starts the bare app (bare_app.py: static empty TwiML), then unsub
 (``webhook:create_app()`` on a fresh database), each under exactly the same gunicorn
@@ -6,7 +8,15 @@ flags, warms each up with wrk, then loads it with wrk for a fixed time. Every re
 is a unique, validly signed Twilio inbound-message webhook (unique MessageSid, distinct
 sender numbers, 70% "STOP"). It prints a table and the ratio unsub/bare, checks in the
 database that every STOP sent became one opt-out event, and writes a JSON result to
-benchmarks/results/. See README.md in this folder.
+benchmarks/results/.
+
+With ``--compare endpoint`` each round measures unsub twice, each time on a fresh database
+(a SQLite file, or a scratch PostgreSQL database): once as it is, once with one enabled
+endpoint added through the store (so every STOP also writes a delivery to the outbox in
+its transaction); the order alternates between rounds. No worker runs, so the deliveries
+stay pending and are counted: one per opt-out. It prints every round, the medians, the
+median of the per-round ratios with its spread, and checks it against 0.9. See README.md
+in this folder.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +58,8 @@ RESULTS_DIR = BENCH_DIR / "results"
 PATH = "/webhooks/twilio"
 DEFAULT_GUNICORN_ARGS = "--workers 2 --threads 1 --worker-class sync"
 TARGET_RATIO = 0.4
+ENDPOINT_TARGET_RATIO = 0.9  # with one enabled endpoint / without (issue 12)
+SCRATCH_DATABASE = "unsub_bench_webhook"
 OTHER_BODIES = ("hello", "HELP", "Is my order on its way?", "Thanks!")  # none opts in or out
 AREA_CODES = ("212", "213", "305", "312", "415", "503", "617", "702", "718", "917")
 OUR_NUMBER = "+14155550100"
@@ -77,6 +90,7 @@ class AppResult:
     cpu_percent: dict[str, float] = field(default_factory=dict)
     stop_sent: int = 0
     opt_out_events: int | None = None
+    deliveries_queued: int | None = None
     wrk_threads: list[dict] = field(default_factory=list)
 
 
@@ -274,7 +288,16 @@ def run_wrk(url: str, requests_file: Path, threads: int, connections: int, secon
 
 def count_opt_outs(database_url: str) -> int | None:
     """Opt-out events in the consent log (None when the database cannot be read)."""
-    query = "SELECT count(*) FROM consent_events WHERE action = 'opt_out'"
+    return count_rows(database_url, "SELECT count(*) FROM consent_events WHERE action = 'opt_out'")
+
+
+def count_deliveries(database_url: str) -> int | None:
+    """Deliveries in the outbox (None when the database cannot be read)."""
+    return count_rows(database_url, "SELECT count(*) FROM outbox")
+
+
+def count_rows(database_url: str, query: str) -> int | None:
+    """The count ``query`` (fixed text) reads, or None when the database cannot be read."""
     try:
         if database_url.startswith("sqlite:///"):
             from webhook.settings import sqlite_path
@@ -286,8 +309,37 @@ def count_opt_outs(database_url: str) -> int | None:
         with psycopg.connect(database_url) as conn:
             return conn.execute(query).fetchone()[0]
     except Exception as error:  # noqa: BLE001 - report and go on: the numbers are still useful
-        print(f"warning: cannot count opt-out events in {database_url}: {error}", file=sys.stderr)
+        print(f"warning: cannot count rows in {redact(database_url)}: {error}", file=sys.stderr)
         return None
+
+
+def fresh_database(args: argparse.Namespace, workdir: Path, name: str) -> str:
+    """A new, empty database for one measured run: a SQLite file in ``workdir``, or the
+    scratch database ``--scratch-database`` dropped and created again on ``--database-url``'s server."""
+    if not args.database_url:
+        return f"sqlite:///{workdir / f'{name}.db'}" + (f"?{args.sqlite_options}" if args.sqlite_options else "")
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(args.scratch_database)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(args.scratch_database)))
+    return urlsplit(args.database_url)._replace(path=f"/{args.scratch_database}").geturl()
+
+
+def prepare_database(database_url: str, endpoint_url: str | None) -> None:
+    """Migrate, and with ``endpoint_url`` add one enabled consent-webhook endpoint (the store's
+    own ``create_endpoint``, as the admin API does)."""
+    from webhook import outbox
+    from webhook.store import open_store
+
+    store = open_store(database_url)
+    try:
+        store.migrate()
+        if endpoint_url:
+            store.create_endpoint(endpoint_url, "throughput benchmark", outbox.new_secret())
+    finally:
+        store.close()
 
 
 # -- one app -------------------------------------------------------------------------
@@ -318,6 +370,7 @@ def benchmark_app(name: str, app_spec: str, env: dict[str, str], plan: Plan, dat
         run_wrk(plan.url, plan.warmup_file, plan.threads, plan.connections, plan.warmup)
         time.sleep(1.0)  # let requests in flight at the end of the warm-up finish
         before = count_opt_outs(database_url) if database_url else None
+        queued_before = count_deliveries(database_url) if database_url else None
         print(f"[{name}] measuring {plan.duration:g} s", flush=True)
         wrk, cpu = run_wrk(plan.url, plan.main_file, plan.threads, plan.connections, plan.duration, server.pid)
         # Requests sent in wrk's last instant wait in the listen queue; a stopping gunicorn
@@ -326,6 +379,7 @@ def benchmark_app(name: str, app_spec: str, env: dict[str, str], plan: Plan, dat
     finally:
         stop_server(server)
     after = count_opt_outs(database_url) if database_url else None
+    queued_after = count_deliveries(database_url) if database_url else None
     seconds = wrk["duration_us"] / 1e6
     result = AppResult(
         app=name,
@@ -342,6 +396,8 @@ def benchmark_app(name: str, app_spec: str, env: dict[str, str], plan: Plan, dat
     )
     if before is not None and after is not None:
         result.opt_out_events = after - before
+    if queued_before is not None and queued_after is not None:
+        result.deliveries_queued = queued_after - queued_before
     return result
 
 
@@ -409,10 +465,20 @@ def machine_info() -> dict[str, object]:
     }
 
 
-def problems_of(unsub: AppResult, bare: AppResult) -> list[str]:
+def endpoint_problems(result: AppResult, endpoints: int) -> list[str]:
+    """Why one run of ``--compare endpoint`` does not measure what it claims (empty when it does)."""
+    problems = problems_of(result, None)
+    if result.deliveries_queued is not None and result.opt_out_events is not None \
+            and result.deliveries_queued != endpoints * result.opt_out_events:
+        problems.append(f"{result.app}: {result.deliveries_queued} deliveries queued for {result.opt_out_events} "
+                        f"opt-outs and {endpoints} endpoint(s)")
+    return problems
+
+
+def problems_of(unsub: AppResult, bare: AppResult | None) -> list[str]:
     """Why the run does not measure what it claims (empty when it does)."""
     problems = []
-    for result in (bare, unsub):
+    for result in (bare, unsub) if bare else (unsub,):
         if result.repeats:
             problems.append(f"{result.app}: wrk resent {result.repeats} requests: use a larger --requests")
         failed = {k: v for k, v in result.errors.items() if v}
@@ -421,7 +487,7 @@ def problems_of(unsub: AppResult, bare: AppResult) -> list[str]:
     # With no errors every STOP sent was answered 200 (those in flight when wrk's clock
     # stopped are answered before the server is stopped), so each must be one event.
     if unsub.opt_out_events is not None and unsub.opt_out_events != unsub.stop_sent:
-        problems.append(f"unsub: {unsub.opt_out_events} opt-out events recorded for {unsub.stop_sent} STOP requests sent")
+        problems.append(f"{unsub.app}: {unsub.opt_out_events} opt-out events recorded for {unsub.stop_sent} STOP requests sent")
     return problems
 
 
@@ -464,6 +530,17 @@ def print_table(bare: AppResult, unsub: AppResult, ratio: float) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see --help)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--compare", choices=("bare", "endpoint"), default="bare",
+        help="bare: unsub against the bare Flask app (default); endpoint: unsub with one enabled consent-webhook "
+        "endpoint against unsub without, in alternating rounds, each run on a fresh database",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="--compare endpoint: rounds of with and without (default 5)")
+    parser.add_argument(
+        "--scratch-database", default=SCRATCH_DATABASE,
+        help=f"--compare endpoint on PostgreSQL: the database created afresh for each run on --database-url's server "
+        f"(default {SCRATCH_DATABASE}; dropped at the end)",
+    )
     parser.add_argument("--duration", type=float, default=15, help="measured seconds per app (default 15)")
     parser.add_argument("--warmup", type=float, default=3, help="warm-up seconds per app, not measured (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
@@ -492,6 +569,101 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=f"where the JSON goes (default {RESULTS_DIR})")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs, database, request files)")
     return parser.parse_args(argv)
+
+
+def cpu_per_request(result: AppResult) -> float:
+    """gunicorn's CPU microseconds per request while measuring (0 when not sampled)."""
+    if not result.cpu_percent or not result.requests_per_s:
+        return 0.0
+    return round(result.cpu_percent["gunicorn"] / 100 * 1e6 / result.requests_per_s, 1)
+
+
+def compare_endpoint(args: argparse.Namespace, plan: Plan, env: dict[str, str], started: dt.datetime,
+                     code: dict[str, object]) -> int:
+    """Alternating rounds of unsub without and with one enabled endpoint, each on a fresh database."""
+    load_before = os.getloadavg()
+    # No worker runs: the endpoint only has to exist (nothing is sent to it).
+    endpoint_url = "http://127.0.0.1:9/unsub-benchmark-hooks"
+    runs: list[dict] = []
+    problems: list[str] = []
+    for number in range(1, args.rounds + 1):
+        order = ("without", "with") if number % 2 else ("with", "without")
+        measured: dict[str, AppResult] = {}
+        for condition in order:
+            name = f"{condition}-{number}"
+            database_url = fresh_database(args, plan.workdir, name)
+            prepare_database(database_url, endpoint_url if condition == "with" else None)
+            result = benchmark_app(name, "webhook:create_app()", {**env, "DATABASE_URL": database_url}, plan, database_url)
+            measured[condition] = result
+            problems += endpoint_problems(result, 1 if condition == "with" else 0)
+            time.sleep(1.0)
+        ratio = measured["with"].requests_per_s / measured["without"].requests_per_s
+        # gunicorn's CPU per request: less moved than requests/s by what else runs on the machine.
+        cost = {c: cpu_per_request(measured[c]) for c in ("without", "with")}
+        cpu_ratio = cost["without"] / cost["with"] if cost["without"] and cost["with"] else 0.0
+        runs.append({"round": number, "order": list(order), "ratio": round(ratio, 4),
+                     "cpu_us_per_request": cost, "cpu_ratio": round(cpu_ratio, 4),
+                     "without": asdict(measured["without"]), "with": asdict(measured["with"])})
+        print(f"[round {number}] without {measured['without'].requests_per_s:.0f} req/s, with "
+              f"{measured['with'].requests_per_s:.0f} req/s: ratio {ratio:.3f}; gunicorn CPU per request "
+              f"{cost['without']:.0f} / {cost['with']:.0f} us: ratio {cpu_ratio:.3f}", flush=True)
+    if args.database_url and not args.keep_temp:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(args.database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(args.scratch_database)))
+    load_after = os.getloadavg()
+
+    def summary(values: list[float]) -> dict[str, float]:
+        median = statistics.median(values)
+        return {"median": round(median, 3), "min": round(min(values), 3), "max": round(max(values), 3),
+                "range_pct": round(100 * (max(values) - min(values)) / 2 / median, 1)}
+
+    ratios = summary([run["ratio"] for run in runs])
+    cpu_ratios = summary([run["cpu_ratio"] for run in runs])
+    without = summary([run["without"]["requests_per_s"] for run in runs])
+    with_endpoint = summary([run["with"]["requests_per_s"] for run in runs])
+    met = ratios["median"] >= ENDPOINT_TARGET_RATIO
+    print(f"\nrequests/s without an endpoint: median {without['median']:.0f} ({without['min']:.0f}-{without['max']:.0f})")
+    print(f"requests/s with one enabled endpoint: median {with_endpoint['median']:.0f} "
+          f"({with_endpoint['min']:.0f}-{with_endpoint['max']:.0f})")
+    print("ratio with/without per round: " + ", ".join(f"{run['ratio']:.3f}" for run in runs))
+    print(f"median ratio {ratios['median']:.3f} (spread {ratios['min']:.3f}-{ratios['max']:.3f}); "
+          f"target >= {ENDPOINT_TARGET_RATIO}: {'met' if met else 'NOT met'}")
+    print(f"gunicorn CPU per request, without/with: median {cpu_ratios['median']:.3f} "
+          f"(spread {cpu_ratios['min']:.3f}-{cpu_ratios['max']:.3f})")
+    print(f"load average before {' '.join(f'{v:.2f}' for v in load_before)}, after {' '.join(f'{v:.2f}' for v in load_after)}")
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    warnings = warnings_of([AppResult(**{**run[c], "app": f"{c}-{run['round']}"}) for run in runs for c in ("without", "with")])
+    for warning in warnings:
+        print(f"WARNING: {warning}")
+    machine = machine_info()
+    machine["loadavg_at_end"] = load_after
+    result = {
+        "benchmark": "webhook_throughput", "compare": "endpoint",
+        "started_at": started.isoformat(timespec="seconds"), "code": code, "machine": machine,
+        "settings": {
+            "gunicorn_flags": plan.flags, "wrk_threads": args.threads, "wrk_connections": args.connections,
+            "duration_s": args.duration, "warmup_s": args.warmup, "requests_generated": len(plan.main_requests),
+            "stop_share": args.stop_share, "rounds": args.rounds,
+            "database": redact(args.database_url) + f" (scratch {args.scratch_database})" if args.database_url
+            else "a fresh SQLite file per run" + (f" ?{args.sqlite_options}" if args.sqlite_options else ""),
+        },
+        "rounds": runs, "ratio": ratios, "cpu_ratio": cpu_ratios, "without_requests_per_s": without, "with_requests_per_s": with_endpoint,
+        "target_ratio": ENDPOINT_TARGET_RATIO, "target_met": met, "valid": not problems, "problems": problems,
+        "warnings": warnings,
+    }
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    out = args.results_dir / f"webhook_throughput-endpoint-{started:%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {out}")
+    if args.keep_temp:
+        print(f"kept {plan.workdir}")
+    else:
+        shutil.rmtree(plan.workdir, ignore_errors=True)
+    return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -523,9 +695,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     write_requests(plan.warmup_file, warmup_requests)
     write_requests(plan.main_file, main_requests)
-    print(f"unsub database: {redact(database_url)}; code {code['git_commit']} (webhook sha256 {code['webhook_sha256']})")
+    where = "a fresh database per run" if args.compare == "endpoint" else redact(database_url)
+    print(f"unsub database: {where}; code {code['git_commit']} (webhook sha256 {code['webhook_sha256']})")
     print(f"generated {warmup_count} warm-up + {main_count} measured signed requests in {time.monotonic() - t0:.1f} s ({workdir})")
 
+    if args.compare == "endpoint":
+        return compare_endpoint(args, plan, env, started, code)
     # The same request file for both apps: each server sees every request once.
     bare = benchmark_app("bare", "bare_app:create_app()", env, plan, None)
     time.sleep(1.0)

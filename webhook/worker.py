@@ -112,13 +112,18 @@ class Worker:
             Waker(self.store, self.wake, self.stop).start()
         log.info("worker %s started", self.name)
         while not self.stop.is_set():
+            # Read before draining: an attempt puts its result before it stops counting as in
+            # flight, so when nothing was in flight here every result is recorded below and the
+            # claim sees the outbox as it is (a lane that was busy during the claim, or a
+            # contact's next delivery waiting for the one just sent, is not taken for "done").
+            idle = not self._in_flight()
             made += self._record(self._drain())
             claimed = self._claim()
             for delivery in claimed:
                 self._submit(delivery)
             if claimed:
                 continue
-            if once and not self._in_flight():
+            if once and idle:
                 break
             self.wake.wait(self._idle_wait())
             self.wake.clear()
@@ -217,15 +222,16 @@ class Worker:
 
     def _attempt(self, delivery: ClaimedDelivery) -> None:
         try:
-            result = self._send(delivery)
-        except Exception as error:  # noqa: BLE001 - one bad delivery must not stop the lane
-            log.exception("delivery %s failed unexpectedly", delivery.id)
-            result = self._failed_attempt(delivery, self.clock(), None, 0, "", f"internal error: {type(error).__name__}",
-                                          None, delivery.body)
+            try:
+                result = self._send(delivery)
+            except Exception as error:  # noqa: BLE001 - one bad delivery must not stop the lane
+                log.exception("delivery %s failed unexpectedly", delivery.id)
+                result = self._failed_attempt(delivery, self.clock(), None, 0, "",
+                                              f"internal error: {type(error).__name__}", None, delivery.body)
+            self.results.put(result)  # before in_flight drops: run(once=True) relies on it
         finally:
             with self._lock:
                 self.lanes[delivery.lane].in_flight -= 1
-        self.results.put(result)
 
     def _send(self, delivery: ClaimedDelivery) -> AttemptResult:
         started_at = self.clock()

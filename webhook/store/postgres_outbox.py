@@ -21,7 +21,6 @@ from webhook.domain import Attempt, AttemptResult, Backlog, ClaimedDelivery, Del
 from webhook.store import StoreUnavailable
 from webhook.store.outbox_rows import ATTEMPT_COLUMNS, CLAIMED_COLUMNS, DELIVERY_COLUMNS, attempt, claimed, delivery
 from webhook.store.outbox_rows import endpoint as endpoint_value
-from webhook.store.outbox_rows import per_lane as _per_lane
 
 CANDIDATES = 2000
 CHANNEL = "unsub_outbox"
@@ -157,44 +156,53 @@ class PostgresOutbox:
 
     def claim_deliveries(self, worker: str, *, per_lane: int, limit: int, lease: timedelta,
                          busy_lanes: list[str]) -> list[ClaimedDelivery]:
+        # One statement (autocommit: one transaction, one round trip): the due candidates,
+        # at most ``per_lane`` of each lane, locked and checked again (a row another worker
+        # claimed meanwhile is skipped), claimed, and read with their endpoint.
         with self._connection("claim deliveries") as conn:
-            with conn.transaction():
-                rows = conn.execute(
-                    "SELECT o.id, o.lane FROM outbox o LEFT JOIN webhook_endpoints e ON e.id = o.endpoint_id "
-                    "WHERE o.state = 'pending' AND o.next_attempt_at <= now() "
-                    "AND (o.claimed_until IS NULL OR o.claimed_until < now()) "
-                    "AND (o.endpoint_id IS NULL OR e.enabled) AND NOT (o.lane = ANY(%s::text[])) "
-                    # The first pending delivery of each contact on its lane: order holds.
-                    "AND (o.address IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending' "
-                    "AND p.lane = o.lane AND p.address = o.address AND p.id < o.id)) "
-                    "ORDER BY o.id LIMIT %s",
-                    (busy_lanes, CANDIDATES),
-                ).fetchall()
-                picked = _per_lane([(row["id"], row["lane"]) for row in rows], per_lane, limit)
-                if not picked:
-                    return []
-                # Locked and checked again: a row another worker claimed meanwhile is skipped.
-                taken = conn.execute(
-                    "UPDATE outbox o SET claimed_by = %s, claimed_until = now() + %s, attempts = o.attempts + 1 "
-                    "FROM (SELECT id FROM outbox WHERE id = ANY(%s) AND state = 'pending' "
-                    "AND (claimed_until IS NULL OR claimed_until < now()) FOR UPDATE SKIP LOCKED) free "
-                    "WHERE o.id = free.id RETURNING o.id",
-                    (worker, lease, picked),
-                ).fetchall()
-                if not taken:
-                    return []
-                found = conn.execute(
-                    f"SELECT {CLAIMED_COLUMNS} FROM outbox o LEFT JOIN webhook_endpoints e ON e.id = o.endpoint_id "
-                    "WHERE o.id = ANY(%s) ORDER BY o.id",
-                    ([row["id"] for row in taken],),
-                ).fetchall()
+            found = conn.execute(
+                "WITH candidates AS (SELECT o.id, o.lane FROM outbox o LEFT JOIN webhook_endpoints e ON e.id = o.endpoint_id "
+                "WHERE o.state = 'pending' AND o.next_attempt_at <= now() "
+                "AND (o.claimed_until IS NULL OR o.claimed_until < now()) "
+                "AND (o.endpoint_id IS NULL OR e.enabled) AND NOT (o.lane = ANY(%(busy)s::text[])) "
+                # The first pending delivery of each contact on its lane: order holds.
+                "AND (o.address IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending' "
+                "AND p.lane = o.lane AND p.address = o.address AND p.id < o.id)) "
+                "ORDER BY o.id LIMIT %(candidates)s), "
+                "picked AS (SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY lane ORDER BY id) AS nth "
+                "FROM candidates) ranked WHERE nth <= %(per_lane)s ORDER BY id LIMIT %(limit)s), "
+                "taken AS (UPDATE outbox o SET claimed_by = %(worker)s, claimed_until = now() + %(lease)s, "
+                "attempts = o.attempts + 1 "
+                "FROM (SELECT id FROM outbox WHERE id IN (SELECT id FROM picked) AND state = 'pending' "
+                "AND (claimed_until IS NULL OR claimed_until < now()) FOR UPDATE SKIP LOCKED) free "
+                "WHERE o.id = free.id RETURNING o.*) "
+                f"SELECT {CLAIMED_COLUMNS} FROM taken o LEFT JOIN webhook_endpoints e ON e.id = o.endpoint_id "
+                "ORDER BY o.id",
+                {"busy": busy_lanes, "candidates": min(CANDIDATES, limit), "per_lane": per_lane, "limit": limit, "worker": worker,
+                 "lease": lease},
+            ).fetchall()
         return [claimed(row) for row in found]
 
     def finish_attempts(self, results: list[AttemptResult]) -> None:
+        # executemany runs in a pipeline: a batch of attempts costs a few round trips, not two each.
+        released = [(r.delivery_id, r.worker) for r in results if r.outcome == "released"]
+        made = [r for r in results if r.outcome != "released"]
         with self._connection("record delivery attempts") as conn:
             with conn.transaction():
-                for result in results:
-                    _finish(conn, result)
+                with conn.cursor() as cursor:
+                    if released:
+                        cursor.executemany(RELEASE_ONE, released)
+                    if made:
+                        cursor.executemany(RECORD_ATTEMPT, [_attempt_row(r) for r in made])
+                        cursor.executemany(FINISH_DELIVERY, [_finish_row(r) for r in made])
+                    for result in made:
+                        if result.disable_endpoint:
+                            cursor.execute(
+                                "UPDATE webhook_endpoints SET enabled = false, disabled_reason = %s "
+                                "WHERE id = (SELECT endpoint_id FROM outbox WHERE id = %s)",
+                                (f"answered 410 Gone at {result.attempted_at.isoformat(timespec='seconds')}",
+                                 result.delivery_id),
+                            )
 
     def release_claims(self, worker: str) -> int:
         with self._connection("release claims") as conn:
@@ -297,33 +305,31 @@ class PostgresOutbox:
             conn.close()
 
 
-def _finish(conn: psycopg.Connection[Any], result: AttemptResult) -> None:
-    mine = (result.delivery_id, result.worker)
-    if result.outcome == "released":
-        conn.execute("UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, attempts = attempts - 1 "
-                     "WHERE id = %s AND claimed_by = %s", mine)
-        return
-    conn.execute(
-        "INSERT INTO outbox_attempts (outbox_id, attempted_at, worker, status_code, duration_ms, response_excerpt, error) "
-        "SELECT id, %s, %s, %s, %s, CASE WHEN blank_when_done THEN '' ELSE %s END, %s FROM outbox WHERE id = %s",
-        (result.attempted_at, result.worker, result.status_code, result.duration_ms, _clean(result.excerpt),
-         _clean(result.error), result.delivery_id),
-    )
-    state = {"delivered": "delivered", "failed": "failed"}.get(result.outcome, "pending")
-    conn.execute(
-        "UPDATE outbox SET state = %s, finished_at = CASE WHEN %s = 'pending' THEN NULL ELSE now() END, "
-        "next_attempt_at = coalesce(%s, next_attempt_at), claimed_by = NULL, claimed_until = NULL, last_status = %s, "
-        "last_error = %s, body = CASE WHEN blank_when_done AND %s <> 'pending' THEN NULL ELSE coalesce(body, %s) END "
-        "WHERE id = %s AND claimed_by = %s",
-        (state, state, result.next_attempt_at, result.status_code, _clean(result.error), state, _clean(result.body))
-        + mine,
-    )
-    if result.disable_endpoint:
-        conn.execute(
-            "UPDATE webhook_endpoints SET enabled = false, disabled_reason = %s "
-            "WHERE id = (SELECT endpoint_id FROM outbox WHERE id = %s)",
-            (f"answered 410 Gone at {result.attempted_at.isoformat(timespec='seconds')}", result.delivery_id),
-        )
+RELEASE_ONE = ("UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, attempts = attempts - 1 "
+               "WHERE id = %s AND claimed_by = %s")
+# What the receiver answered, unless the delivery names an erased contact.
+RECORD_ATTEMPT = (
+    "INSERT INTO outbox_attempts (outbox_id, attempted_at, worker, status_code, duration_ms, response_excerpt, error) "
+    "SELECT id, %s, %s, %s, %s, CASE WHEN blank_when_done THEN '' ELSE %s END, %s FROM outbox WHERE id = %s"
+)
+FINISH_DELIVERY = (
+    "UPDATE outbox SET state = %(state)s, finished_at = CASE WHEN %(state)s = 'pending' THEN NULL ELSE now() END, "
+    "next_attempt_at = coalesce(%(next)s, next_attempt_at), claimed_by = NULL, claimed_until = NULL, "
+    "last_status = %(status)s, last_error = %(error)s, "
+    "body = CASE WHEN blank_when_done AND %(state)s <> 'pending' THEN NULL ELSE coalesce(body, %(body)s) END "
+    "WHERE id = %(id)s AND claimed_by = %(worker)s"
+)
+
+
+def _attempt_row(result: AttemptResult) -> tuple:
+    return (result.attempted_at, result.worker, result.status_code, result.duration_ms, _clean(result.excerpt),
+            _clean(result.error), result.delivery_id)
+
+
+def _finish_row(result: AttemptResult) -> dict[str, Any]:
+    return {"state": {"delivered": "delivered", "failed": "failed"}.get(result.outcome, "pending"),
+            "next": result.next_attempt_at, "status": result.status_code, "error": _clean(result.error),
+            "body": _clean(result.body), "id": result.delivery_id, "worker": result.worker}
 
 
 def _forward(row: Any) -> ForwardRecord:

@@ -29,8 +29,10 @@ from webhook.store.outbox_rows import endpoint as endpoint_value
 from webhook.store.outbox_rows import per_lane as _per_lane
 from webhook.store.sqlite_times import from_text, to_text
 
+# Due deliveries looked at per claim, at most (and at most the claim's limit): a claim takes at
+# most per_lane of each lane, and a lane that is busy is left out of the next one.
 CANDIDATES = 2000
-FORWARD_RETENTION = timedelta(days=2)  # Twilio retries a message within minutes  # due deliveries looked at per claim (a claim takes at most per_lane of each lane)
+FORWARD_RETENTION = timedelta(days=2)  # Twilio retries a message within minutes
 CHANGE_POLL_SECONDS = 0.05
 
 
@@ -173,7 +175,7 @@ class SQLiteOutbox:
                 "AND (o.address IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending' "
                 "AND p.lane = o.lane AND p.address = o.address AND p.id < o.id)) "
                 "ORDER BY o.id LIMIT ?",
-                (to_text(now), to_text(now), json.dumps(busy_lanes), CANDIDATES),
+                (to_text(now), to_text(now), json.dumps(busy_lanes), min(CANDIDATES, limit)),
             ).fetchall()
             picked = _per_lane([(row[0], row[1]) for row in rows], per_lane, limit)
             if not picked:
