@@ -968,7 +968,7 @@ class PostgresStore(PostgresOutbox, PostgresSeenTokens):
 
 def _append(conn: psycopg.Connection[DictRow], event: ConsentEvent, recorded_at: datetime | None,
             only_if_changes: bool, key_hash: str | None = None) -> Recorded:
-    """Record one event with ``unsub_append_event`` (migration 0009).
+    """Record one event with ``unsub_append_event`` (migration 0010).
 
     The function locks the channel and address until its transaction ends, so events for
     one address are recorded one at a time and the status always equals the latest event.
