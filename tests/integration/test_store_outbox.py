@@ -206,3 +206,38 @@ def test_a_disabled_endpoints_waiting_deliveries_are_not_overdue(store):
     time.sleep(0.05)
     backlog = store.outbox_backlog()
     assert backlog.pending == 1 and backlog.oldest_due_seconds == 0  # waiting by design, no worker missing
+
+
+def test_a_change_made_while_an_endpoint_is_disabled_reaches_it_once_enabled_in_order(store):
+    """A consent store's receivers must hear every opt-out: a change recorded while their
+    endpoint is disabled (by an admin, or by a 410) waits for it, it is not skipped."""
+    endpoint = store.create_endpoint("https://a.example.com/h", "", "s")
+    store.set_endpoint_enabled(endpoint.id, False, "paused")
+    first = stop(store, sid="SM" + "1" * 32)
+    second = stop(store, action="opt_in", sid="SM" + "2" * 32)
+    assert claim(store) == []  # held while disabled
+    assert store.outbox_backlog().pending >= 2
+    store.set_endpoint_enabled(endpoint.id, True)
+    claimed = claim(store)
+    assert [c.event_id for c in claimed if c.event_id is not None] == [first.event_id]  # one contact: in order
+    store.finish_attempts([done(c) for c in claimed])
+    assert [c.event_id for c in claim(store) if c.event_id is not None] == [second.event_id]
+
+
+def test_an_older_failed_delivery_is_not_retried_over_a_later_one_of_its_contact(store):
+    endpoint = store.create_endpoint("https://a.example.com/h", "", "s")
+    stop(store, action="opt_in", sid="SM" + "3" * 32)
+    [old] = claim(store)
+    store.finish_attempts([done(old, outcome="failed")])
+    assert store.delivery(old.id).state == "failed"
+    stop(store, sid="SM" + "4" * 32)  # the contact's STOP, later
+    [new] = claim(store)
+    store.finish_attempts([done(new)])
+    assert not store.retry_delivery(old.id)  # sent now, the opt-in would undo the STOP downstream
+    assert store.delivery(old.id).state == "failed"
+    other = stop(store, address=BOB, action="opt_in", sid="SM" + "5" * 32)
+    [lone] = claim(store)
+    assert lone.event_id == other.event_id
+    store.finish_attempts([done(lone, outcome="failed")])
+    assert store.retry_delivery(lone.id)  # the latest of its contact: retried
+    assert endpoint.id == lone.endpoint_id

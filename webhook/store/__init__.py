@@ -280,7 +280,8 @@ class Store(Protocol):
     def delivery(self, delivery_id: int) -> Delivery | None: ...
 
     def retry_delivery(self, delivery_id: int) -> bool:
-        """Send a failed delivery again now; False unless it is a failed one."""
+        """Send a failed delivery again now; False unless it is a failed one, not blanked (an
+        erased contact's), and the latest queued for its contact to its endpoint."""
 
     def event_facts(self, event_id: int, window: timedelta) -> EventFacts | None:
         """What a consent webhook says about an event (the attributed campaign included)."""

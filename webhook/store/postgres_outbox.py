@@ -38,7 +38,8 @@ def _clean(value: Any) -> Any:
 
 def queue_erased_deliveries(conn: psycopg.Connection[Any], address: str, channels: list[str], now: datetime) -> int:
     """An erasure: the contact's deliveries go (pending or not: their bodies name it), and one
-    ``contact.erased`` per enabled endpoint is queued, its body blanked once it is done.
+    ``contact.erased`` per endpoint is queued (a disabled one's waits for it to be enabled),
+    its body blanked once it is done.
     Returns how many deliveries were deleted."""
     deleted = conn.execute("DELETE FROM outbox WHERE address = %s", (address,)).rowcount
     conn.execute("DELETE FROM forwards WHERE address = %s", (address,))
@@ -46,7 +47,7 @@ def queue_erased_deliveries(conn: psycopg.Connection[Any], address: str, channel
     queued = conn.execute(
         "INSERT INTO outbox (lane, endpoint_id, webhook_id, event_type, body, blank_when_done) "
         "SELECT 'endpoint:' || e.id, e.id, 'msg_' || replace(gen_random_uuid()::text, '-', ''), 'contact.erased', %s, "
-        "true FROM webhook_endpoints e WHERE e.enabled",
+        "true FROM webhook_endpoints e",
         (body,),
     ).rowcount
     if queued:
@@ -257,7 +258,9 @@ class PostgresOutbox:
             with conn.transaction():
                 done = conn.execute(
                     "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL, "
-                    "claimed_by = NULL, claimed_until = NULL WHERE id = %s AND state = 'failed' AND NOT blank_when_done",
+                    "claimed_by = NULL, claimed_until = NULL WHERE id = %s AND state = 'failed' AND NOT blank_when_done "
+                    "AND NOT EXISTS (SELECT 1 FROM outbox later WHERE later.address = outbox.address "
+                    "AND later.lane = outbox.lane AND later.id > outbox.id)",
                     (delivery_id,),
                 ).rowcount == 1
                 if done:

@@ -38,23 +38,26 @@ CHANGE_POLL_SECONDS = 0.05
 
 def queue_consent_deliveries(conn: sqlite3.Connection, event_id: int, action: str, address: str, previous: str,
                              status: str, now: str) -> None:
-    """One delivery per enabled endpoint for a change just recorded, in its transaction."""
+    """One delivery per endpoint for a change just recorded, in its transaction. A disabled
+    endpoint's deliveries wait (claims take enabled endpoints' only) and go out once it is
+    enabled again: nothing recorded meanwhile is lost to it."""
     conn.execute(
         "INSERT INTO outbox (lane, endpoint_id, webhook_id, event_type, event_id, address, previous_status, status_after, "
         "next_attempt_at, created_at) "
         "SELECT 'endpoint:' || id, id, 'msg_' || lower(hex(randomblob(16))), ?, ?, ?, ?, ?, ?, ? "
-        "FROM webhook_endpoints WHERE enabled = 1",
+        "FROM webhook_endpoints",
         (outbox.EVENT_TYPES[action], event_id, address, previous, status, now, now),
     )
 
 
 def queue_erased_deliveries(conn: sqlite3.Connection, address: str, channels: list[str], now: datetime) -> int:
     """An erasure: the contact's deliveries go (pending or not: their bodies name it), and one
-    ``contact.erased`` per enabled endpoint is queued, its body blanked once it is done.
+    ``contact.erased`` per endpoint is queued (a disabled one's waits for it to be enabled),
+    its body blanked once it is done.
     Returns how many deliveries were deleted."""
     deleted = conn.execute("DELETE FROM outbox WHERE address = ?", (address,)).rowcount
     conn.execute("DELETE FROM forwards WHERE address = ?", (address,))
-    endpoints = [row[0] for row in conn.execute("SELECT id FROM webhook_endpoints WHERE enabled = 1")]
+    endpoints = [row[0] for row in conn.execute("SELECT id FROM webhook_endpoints")]
     body = outbox.erased_body(address, channels, now)
     for endpoint_id in endpoints:
         conn.execute(
@@ -250,13 +253,19 @@ class SQLiteOutbox:
         return [delivery(row, logs[row["id"]], from_text) for row in rows]
 
     def retry_delivery(self, delivery_id: int) -> bool:
-        """A failed delivery goes out again now (an admin's replay); its attempts start over."""
+        """A failed delivery goes out again now (an admin's replay); its attempts start over.
+
+        Not when a later change of the same contact was queued to the same endpoint: sent
+        after it, the older change would leave the receiver with a status the contact no
+        longer has (an opt-in over their later STOP). The latest one carries the status."""
         if not 0 < delivery_id < 2**63:
             return False
         with self._write("retry a delivery") as conn:
             return conn.execute(
                 "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL, "
-                "claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state = 'failed' AND blank_when_done = 0",
+                "claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state = 'failed' AND blank_when_done = 0 "
+                "AND NOT EXISTS (SELECT 1 FROM outbox later WHERE later.address = outbox.address "
+                "AND later.lane = outbox.lane AND later.id > outbox.id)",
                 (to_text(utcnow()), delivery_id),
             ).rowcount == 1
 

@@ -184,6 +184,10 @@ def retry_webhook_delivery(endpoint_id: int, delivery_id: int):
         if not endpoint.enabled:
             message += " This endpoint is disabled: enable it for the delivery to go out."
         flash(message)
+    elif delivery.state == "failed" and delivery.body is not None:
+        flash(f"Delivery {delivery_id} was not sent again: a later change of the same contact was queued to this "
+              "endpoint since, and sent now this one would undo it at the receiver. Retry the latest one instead.",
+              "error")
     elif delivery.state == "failed":
         flash(f"Delivery {delivery_id} cannot be sent again: its payload named an erased contact and was blanked.",
               "error")

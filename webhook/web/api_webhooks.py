@@ -139,5 +139,11 @@ def retry_delivery(endpoint_id: int, delivery_id: int) -> Response | tuple[Respo
     if delivery is None or delivery.endpoint_id != endpoint_id:
         return error_response(404, "not_found", f"no delivery {delivery_id} to webhook endpoint {endpoint_id}")
     if not store.retry_delivery(delivery_id):
+        if delivery.state == "failed" and delivery.body is not None:
+            return error_response(409, "superseded", f"delivery {delivery_id} is not the latest change of its contact "
+                                  "queued to this endpoint: sent now, it would undo the later one at the receiver; "
+                                  "retry the latest (it carries the contact's current status)")
+        if delivery.state == "failed":
+            return error_response(409, "blanked", f"delivery {delivery_id} named an erased contact and was blanked")
         return error_response(409, "not_failed", f"delivery {delivery_id} is {delivery.state}: only a failed one is retried")
     return jsonify({"delivery_id": delivery_id, "state": "pending"}), 202
