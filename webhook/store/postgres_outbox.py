@@ -169,7 +169,9 @@ class PostgresOutbox:
                 # The first pending delivery of each contact on its lane: order holds.
                 "AND (o.address IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending' "
                 "AND p.lane = o.lane AND p.address = o.address AND p.id < o.id)) "
-                "ORDER BY o.id LIMIT %(candidates)s), "
+                # (id, next_attempt_at) is outbox_pending's order: the plan walks that small partial
+                # index whatever the statistics say, never the primary key through delivered rows.
+                "ORDER BY o.id, o.next_attempt_at LIMIT %(candidates)s), "
                 "picked AS (SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY lane ORDER BY id) AS nth "
                 "FROM candidates) ranked WHERE nth <= %(per_lane)s ORDER BY id LIMIT %(limit)s), "
                 "taken AS (UPDATE outbox o SET claimed_by = %(worker)s, claimed_until = now() + %(lease)s, "
