@@ -193,8 +193,9 @@ def test_410_gone_disables_the_endpoint(web, workers):
         assert listed["enabled"] is False and "410" in listed["disabled_reason"]
         web.send("STOP", BOB)
         time.sleep(1)
-        assert len(receiver.received) == 1  # nothing more goes to a disabled endpoint
-        failed = deliveries(web, made["id"])[0]
+        assert len(receiver.received) == 1  # nothing more goes to a disabled endpoint...
+        held, failed = deliveries(web, made["id"])[:2]  # newest first
+        assert held["state"] == "pending"  # ...but Bob's STOP waits for it, to go out once it is enabled
         assert failed["state"] == "failed"
         retried = requests.post(f"{web.base}/api/v1/webhook-endpoints/{made['id']}/deliveries/{failed['id']}/retry",
                                 headers=HEADERS, timeout=10)
