@@ -147,8 +147,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "PROMETHEUS_MULTIPROC_DIR",
         "a new temporary directory, removed at exit",
-        "Where the Procfile's web workers add up their metrics (with `METRICS_TOKEN`); emptied when the web "
-        "process starts. Give each web process its own.",
+        "Where the Procfile's web workers add up their metrics (with `METRICS_TOKEN`); prometheus_client's own "
+        "files in it (`counter_*.db`, `gauge_*_*.db`, `histogram_*.db`, `summary_*.db`) are removed when the web "
+        "process starts, nothing else. Give each web process its own.",
     ),
     SettingSpec(
         "LOG_FORMAT",
