@@ -149,11 +149,20 @@ def retry_after(header: str | None, now: datetime) -> timedelta | None:
     return min(delay, MAX_RETRY_AFTER)
 
 
+# Deliveries that never give up: a receiver that missed an erasure keeps the contact's data,
+# and once failed its body (which names the contact) would be blanked, so it could never be
+# sent again. After the schedule it is tried at the schedule's last interval until it is
+# delivered, the endpoint answers 410, or the endpoint is deleted.
+NEVER_FAILS = frozenset({"contact.erased"})
+
+
 def next_attempt(attempts: int, schedule: tuple[timedelta, ...], now: datetime, after: timedelta | None = None,
-                 rng: random.Random | None = None) -> datetime | None:
+                 rng: random.Random | None = None, event_type: str | None = None) -> datetime | None:
     """When to try again after ``attempts`` failed attempts, or None: no attempt left (failed)."""
     if attempts > len(schedule):
-        return None
+        if event_type not in NEVER_FAILS or not schedule:
+            return None
+        attempts = len(schedule)
     delay = schedule[attempts - 1] * (1 + (rng or random).uniform(-JITTER, JITTER))
     if after is not None and after > delay:
         delay = after

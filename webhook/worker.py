@@ -289,7 +289,8 @@ class Worker:
 
     def _failed_attempt(self, delivery: ClaimedDelivery, at: datetime, status: int | None, duration: int, answer: str,
                         error: str, after: timedelta | None, body: str | None) -> AttemptResult:
-        retry_at = outbox.next_attempt(delivery.attempts, self.schedule, self.clock(), after)
+        retry_at = outbox.next_attempt(delivery.attempts, self.schedule, self.clock(), after,
+                                       event_type=delivery.event_type)
         return AttemptResult(delivery.id, "retry" if retry_at else "failed", at, self.name, status, duration, answer,
                              error, retry_at, body)
 

@@ -111,3 +111,13 @@ def test_endpoint_urls(url, allow_http, ok):
 def test_excerpts_are_short_single_lines():
     assert outbox.excerpt(b"ok\r\n" + b"x" * 500) == "ok  " + "x" * 196
     assert outbox.excerpt(None) == "" and outbox.excerpt(b"\xff\xfe") == "\ufffd\ufffd"
+
+
+def test_an_erasure_notice_never_fails_it_keeps_trying_at_the_last_interval():
+    """A receiver that missed contact.erased keeps the contact's data; once failed, its body
+    would be blanked and it could not be sent again."""
+    schedule = outbox.parse_retry_schedule("5s,5m,24h")
+    for attempts in (4, 10, 500):
+        again = outbox.next_attempt(attempts, schedule, NOW, rng=random.Random(1), event_type="contact.erased")
+        assert again is not None and timedelta(hours=19) <= again - NOW <= timedelta(hours=29)
+    assert outbox.next_attempt(4, schedule, NOW, event_type="consent.opted_out") is None  # others end as before
