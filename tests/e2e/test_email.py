@@ -197,5 +197,17 @@ def test_an_odd_message_id_is_kept_formula_safe_and_its_opt_out_recorded(mail_cl
     assert "'=HYPERLINK" in exported and ',=HYPERLINK' not in exported and ',"=HYPERLINK' not in exported
 
 
+def test_two_senders_mailing_with_one_message_id_both_unsubscribe(mail_client, store):
+    """Some mail tools send every mail with the same Message-Id: one person's mail must not
+    make another's opt-out a duplicate. A repeat from the same sender still counts once."""
+    carol = "carol@example.com"
+    for sender in (BOB, carol, carol):
+        form = {"from": sender, "subject": "unsubscribe", "text": "", "headers": "Message-ID: <same@mailer.example>"}
+        assert mail_client.post(f"/webhooks/email/sendgrid/{SENDGRID_SECRET}", data=form).status_code == 200
+    assert store.subscription("email", BOB).status == "unsubscribed"
+    assert store.subscription("email", carol).status == "unsubscribed"
+    assert len(store.history("email", carol)) == 1
+
+
 def store_history(client, headers, channel, address):
     return client.get(f"/api/v1/subscriptions/{channel}/{address}", headers=headers).json["history"]

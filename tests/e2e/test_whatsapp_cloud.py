@@ -223,3 +223,25 @@ def test_a_future_dated_start_or_resume_cannot_hide_a_later_real_stop(web):
     time.sleep(1.1)
     assert post(web, envelope(messages(text("STOP", sender=WA_BOB)))).status_code == 200
     assert status_of(web, "whatsapp", WA_BOB)["status"] == "unsubscribed"
+
+
+def test_an_undated_preference_stop_is_not_a_duplicate_of_an_earlier_one(web):
+    """Without Meta's timestamp the change's key cannot be the time: a second undated STOP
+    (after a resume) must still unsubscribe, while a redelivery of the same POST counts once."""
+    def preference(value: str, **extra) -> dict:
+        return envelope({"field": "user_preferences", "value": {
+            "messaging_product": "whatsapp", "metadata": {"phone_number_id": NUMBER_ID},
+            "user_preferences": [{"wa_id": WA_BOB, "category": "marketing_messages", "value": value, **extra}]}})
+
+    first = preference("stop")
+    assert post(web, first).status_code == 200
+    assert post(web, first).status_code == 200  # Meta's redelivery of the same POST: once
+    assert [h["action"] for h in status_of(web, "whatsapp", WA_BOB)["history"]] == ["opt_out"]
+    time.sleep(1.1)  # undated changes take the time they arrive: keep them apart
+    assert post(web, preference("resume", detail="back")).status_code == 200
+    assert status_of(web, "whatsapp", WA_BOB)["status"] == "subscribed"
+    time.sleep(1.1)
+    assert post(web, preference("stop", detail="again")).status_code == 200
+    found = status_of(web, "whatsapp", WA_BOB)
+    assert found["status"] == "unsubscribed", found["history"]
+    assert [h["action"] for h in found["history"]] == ["opt_out", "opt_in", "opt_out"]

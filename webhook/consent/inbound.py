@@ -279,6 +279,13 @@ def named_campaign(change: PreferenceChange) -> str | None:
         return None
 
 
+def _mail_key(mail: InboundMail) -> str | None:
+    """A mail's id for "already recorded": its Message-Id, for its sender. The Message-Id is
+    the sender's software's text, and some tools send every mail with the same one: keyed by
+    Message-Id alone, one person's mail would make another's opt-out a "duplicate" (lost)."""
+    return f"{mail.sender} {mail.message_id}" if mail.message_id else None
+
+
 def handle_inbound_mail(mail: InboundMail, config: KeywordConfig, store: Store) -> Match | None:
     """A mail whose subject or first line is an opt-out unsubscribes its sender from e-mail.
 
@@ -290,7 +297,7 @@ def handle_inbound_mail(mail: InboundMail, config: KeywordConfig, store: Store) 
         if found is not None and found.intent == "opt_out":
             record_change(store, matched_event(
                 channel, mail.sender, found, "inbound_mail", text, safe_text(mail.message_id, 250),
-                dedupe_key("mail", mail.message_id), config.version, utcnow(),
+                dedupe_key("mail", _mail_key(mail)), config.version, utcnow(),
             ))
             return found
     return None

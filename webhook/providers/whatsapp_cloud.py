@@ -72,7 +72,7 @@ class Batch:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def parse_batch(data: Any) -> Batch:
+def parse_batch(data: Any, digest: str = "") -> Batch:
     """Every message, status and marketing-preference change of one webhook POST, in order.
 
     MalformedPayload when it is not Meta's envelope; an item that cannot be read (no usable
@@ -102,7 +102,7 @@ def parse_batch(data: Any) -> Batch:
             if kind == "messages":
                 _messages(value, where, batch)
             elif kind == "user_preferences":
-                _preferences(value, where, batch)
+                _preferences(value, where, batch, digest)
             else:
                 batch.skipped.append(Skipped(where, f"field {str(kind)[:40]!r} is not one unsub handles"))
     return batch
@@ -160,16 +160,27 @@ def _address(wa_id: Any) -> str | None:
     return normalise_phone("+" + wa_id)
 
 
+def _seconds(timestamp: Any) -> datetime | None:
+    """Meta's unix seconds (a string or a number) as a time, None when it is not one."""
+    if isinstance(timestamp, (str, int)) and not isinstance(timestamp, bool) and str(timestamp).isascii() \
+            and str(timestamp).isdigit() and len(str(timestamp)) <= 11:
+        moment = datetime.fromtimestamp(int(timestamp), timezone.utc)
+        return moment if moment.year >= 2009 else None
+    return None
+
+
+def _dated(timestamp: Any) -> bool:
+    """Whether Meta gave a usable time (one that tells two changes of a contact apart)."""
+    return _seconds(timestamp) is not None
+
+
 def _when(timestamp: Any) -> datetime:
     """Meta's unix seconds (a string); now when it is missing, absurd or later than now (an
     event cannot have happened after it is reported, and a future time would outrank, and
     so hide, the contact's next real change)."""
     now = utcnow()
-    if isinstance(timestamp, (str, int)) and str(timestamp).isascii() and str(timestamp).isdigit() and len(str(timestamp)) <= 11:
-        moment = datetime.fromtimestamp(int(timestamp), timezone.utc)
-        if moment.year >= 2009 and moment <= now:
-            return moment
-    return now
+    moment = _seconds(timestamp)
+    return moment if moment is not None and moment <= now else now
 
 
 def _text(value: Any, limit: int = MAX_TEXT) -> str | None:
@@ -243,7 +254,7 @@ def _status(status: Any, identities: tuple[tuple[str, str], ...]) -> StatusRepor
     )
 
 
-def _preferences(value: dict, where: str, batch: Batch) -> None:
+def _preferences(value: dict, where: str, batch: Batch, digest: str = "") -> None:
     identities = _identities(value)
     for p, preference in enumerate(_list(value, "user_preferences", where, batch)):
         at = f"{where} preference {p}"
@@ -255,10 +266,15 @@ def _preferences(value: dict, where: str, batch: Batch) -> None:
         if action is None or address is None:
             batch.skipped.append(Skipped(at, "no usable number or value (stop, resume)"))
             continue
-        timestamp = str(preference.get("timestamp") or "")[:20]
+        timestamp = preference.get("timestamp")
+        # Meta's time tells one change from the next; without a usable one, a fixed key would
+        # make every later undated STOP of this contact a "duplicate" of the first (lost).
+        # Then the key is the request's digest and the item's place: Meta's redelivery of the
+        # same POST is still one change, any other POST is another.
+        when = str(timestamp) if _dated(timestamp) else f"undated:{digest}:{at}"
         batch.items.append(PreferenceChange(
             channel_type="whatsapp", address=address, action=action,  # type: ignore[arg-type]
-            key=f"{address}:{timestamp}:{preference.get('value')}", identities=identities,
+            key=f"{address}:{when}:{preference.get('value')}", identities=identities,
             detail=_text(preference.get("detail"), 200), at=_when(preference.get("timestamp")),
             id_namespace="whatsapp-pref", match_kind="whatsapp_settings",
         ))

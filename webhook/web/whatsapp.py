@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 
@@ -38,7 +39,7 @@ def receive() -> Response:
         log.warning("rejected a WhatsApp webhook with a missing or invalid X-Hub-Signature-256")
         abort(403, description="invalid or missing X-Hub-Signature-256")
     try:
-        batch = whatsapp_cloud.parse_batch(bounded_json.loads(raw.decode("utf-8")))
+        batch = whatsapp_cloud.parse_batch(bounded_json.loads(raw.decode("utf-8")), hashlib.sha256(raw).hexdigest()[:32])
     except whatsapp_cloud.BatchTooLarge as error:  # refused whole, before anything is recorded
         log.warning("refused a WhatsApp webhook: %s", error)
         abort(413, description=f"WhatsApp webhook too large: {error}")
