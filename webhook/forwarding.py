@@ -9,9 +9,10 @@ unchanged), plus ``X-Unsub-Intent`` and ``X-Unsub-Channel``. Contract: "Forwardi
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Sequence
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from webhook.keywords import Channel, ConfigProblem, KeywordConfig
 from webhook.providers.twilio import SIGNATURE_HEADER, signature_for
@@ -40,7 +41,7 @@ def forward_policy_problems(config: KeywordConfig, allow_http: bool, own_bases: 
     """The rules that need the service's settings: https only unless WEBHOOK_ALLOW_HTTP=1, and
     never unsub's own ``/webhooks/twilio`` (a forward would loop)."""
     problems: list[ConfigProblem] = []
-    own_hosts = {urlsplit(base).netloc.lower() for base in own_bases if base}
+    own_hosts = {_host(base) for base in own_bases if base}
     for name, channel in config.channels.items():
         if channel.forward is None:
             continue
@@ -49,9 +50,28 @@ def forward_policy_problems(config: KeywordConfig, allow_http: bool, own_bases: 
         if parts.scheme != "https" and not allow_http:
             problems.append(ConfigProblem(path, "the forward URL must be https:// (set WEBHOOK_ALLOW_HTTP=1 to allow "
                                                 "http:// for local testing)"))
-        if parts.netloc.lower() in own_hosts and parts.path.rstrip("/").startswith(OWN_PATH):
+        if _host(channel.forward.url) in own_hosts and _path(parts.path).startswith(OWN_PATH):
             problems.append(ConfigProblem(path, "the forward URL is unsub's own /webhooks/twilio: messages would loop"))
     return problems
+
+
+def _host(url: str) -> tuple[str, int | None]:
+    """Host and port as a server sees them: one name however it is written (capitals, a
+    trailing dot, the scheme's default port spelled out). A request that still reaches unsub
+    under another name (an IP address, a second DNS name) is refused when it arrives: it
+    carries X-Unsub-Intent and gets 508."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return ((parts.hostname or "").rstrip("."), default if port is None else port)
+
+
+def _path(path: str) -> str:
+    """The path the router matches: percent-escapes decoded, runs of slashes as one."""
+    return re.sub(r"/+", "/", unquote(path)).rstrip("/")
 
 
 @dataclass(frozen=True)

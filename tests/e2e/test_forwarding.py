@@ -135,6 +135,22 @@ def test_an_endpoint_that_fails_twice_gets_the_message_on_the_third_attempt(web,
         endpoint.close()
 
 
+def test_a_2xx_with_an_oversized_answer_is_not_sent_again(web, worker):
+    """The endpoint answered 200: it has the message. Its answer is too big to pass on to
+    Twilio, which is no reason to deliver the message to it a second time."""
+    big = Receiver(lambda got, count: Answer(200, headers={"Content-Type": "text/xml"}, body=b"<Response>" + b" " * 70_000
+                                             + b"</Response>"))
+    try:
+        assert set_forward(web, "sms", {"url": big.url, "timeout_seconds": 3}).status_code == 200
+        answer = send(web, "Is the shop open on Sunday?")
+        assert answer.status_code == 200 and answer.content.endswith(b"<Response />")
+        big.wait_for(lambda r: len(r) == 1, 10)
+        time.sleep(7)  # the worker's first retry would come after 5 s
+        assert len(big.received) == 1
+    finally:
+        big.close()
+
+
 def test_a_forward_that_times_out_answers_twilio_in_time(web, worker):
     slow = Receiver(lambda got, count: Answer(200, delay=5 if count == 0 else 0, body=THEIR_TWIML))
     try:
@@ -148,9 +164,12 @@ def test_a_forward_that_times_out_answers_twilio_in_time(web, worker):
 
 
 def test_a_loop_is_refused(web):
-    own = set_forward(web, "sms", {"url": f"{web.base}/webhooks/twilio"})
-    assert own.status_code == 422
-    assert "loop" in own.json()["errors"][0]["message"]
+    host, port = web.base.split("://")[1].rsplit(":", 1)
+    for url in (f"{web.base}/webhooks/twilio", f"{web.base}//webhooks/twilio/", f"{web.base}/webhooks/%74wilio",
+                f"http://{host.upper()}.:{port}/webhooks/twilio"):  # the same place written otherwise
+        own = set_forward(web, "sms", {"url": url})
+        assert own.status_code == 422, url
+        assert "loop" in own.json()["errors"][0]["message"]
     params = {"MessageSid": f"SM{uuid.uuid4().hex}", "From": ALICE, "To": "+14155550100", "Body": "STOP"}
     url = web.base + "/webhooks/twilio"
     looped = requests.post(url, data=params, timeout=10, headers={SIGNATURE_HEADER: signature_for(AUTH_TOKEN, url, params),

@@ -21,6 +21,7 @@ from webhook import Services, forwarding, metrics
 from webhook.consent import Outcome
 from webhook.domain import ForwardRecord, InboundMessage
 from webhook.keywords import Channel
+from webhook.providers.twilio import EMPTY_TWIML
 
 log = logging.getLogger("unsub.forward")
 POLL_SECONDS = 0.2
@@ -83,7 +84,13 @@ def _call(svc: Services, channel: Channel, message: InboundMessage, form: list[t
     except urllib3.exceptions.HTTPError as failure:
         error = " ".join(str(failure).split())[:200]
     elapsed = time.perf_counter() - started
-    if status is not None and 200 <= status < 300 and len(answer) <= forwarding.MAX_ANSWER_BYTES:
+    if status is not None and 200 <= status < 300 and len(answer) > forwarding.MAX_ANSWER_BYTES:
+        # The endpoint has the message (a 2xx): sending it again would make it act twice.
+        # Its answer is too big to pass on, so Twilio gets an empty one.
+        log.warning("forward of %s on %s: %s with an answer over %d bytes, not passed to Twilio",
+                    message.message_id, channel.name, status, forwarding.MAX_ANSWER_BYTES)
+        status, content_type, answer = status, "text/xml", EMPTY_TWIML.encode("utf-8")
+    if status is not None and 200 <= status < 300:
         record = ForwardRecord("answered", status, content_type, answer)
         svc.store.finish_forward(message.dedupe_key, record)
         metrics.count_forward("answered")
