@@ -169,11 +169,6 @@ def _seconds(timestamp: Any) -> datetime | None:
     return None
 
 
-def _dated(timestamp: Any) -> bool:
-    """Whether Meta gave a usable time (one that tells two changes of a contact apart)."""
-    return _seconds(timestamp) is not None
-
-
 def _when(timestamp: Any) -> datetime:
     """Meta's unix seconds (a string); now when it is missing, absurd or later than now (an
     event cannot have happened after it is reported, and a future time would outrank, and
@@ -271,11 +266,11 @@ def _preferences(value: dict, where: str, batch: Batch, digest: str = "") -> Non
         # make every later undated STOP of this contact a "duplicate" of the first (lost).
         # Then the key is the request's digest and the item's place: Meta's redelivery of the
         # same POST is still one change, any other POST is another.
-        when = str(timestamp) if _dated(timestamp) else f"undated:{digest}:{at}"
+        when = str(timestamp) if _seconds(timestamp) is not None else f"undated:{digest}:{at}"
         batch.items.append(PreferenceChange(
             channel_type="whatsapp", address=address, action=action,  # type: ignore[arg-type]
             key=f"{address}:{when}:{preference.get('value')}", identities=identities,
-            detail=_text(preference.get("detail"), 200), at=_when(preference.get("timestamp")),
+            detail=_text(preference.get("detail"), 200), at=_when(timestamp),
             id_namespace="whatsapp-pref", match_kind="whatsapp_settings",
         ))
 

@@ -89,7 +89,7 @@ def _call(svc: Services, channel: Channel, message: InboundMessage, form: list[t
         # Its answer is too big to pass on, so Twilio gets an empty one.
         log.warning("forward of %s on %s: %s with an answer over %d bytes, not passed to Twilio",
                     message.message_id, channel.name, status, forwarding.MAX_ANSWER_BYTES)
-        status, content_type, answer = status, "text/xml", EMPTY_TWIML.encode("utf-8")
+        content_type, answer = "text/xml", EMPTY_TWIML.encode("utf-8")
     if status is not None and 200 <= status < 300:
         record = ForwardRecord("answered", status, content_type, answer)
         svc.store.finish_forward(message.dedupe_key, record)
